@@ -1,0 +1,35 @@
+# The README's commands. `make test` and `make bench` each set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# On a host with an NVIDIA driver, reuse the image's CUDA torch; elsewhere
+# install the CPU build (a bare `torch` pulls several GB of CUDA packages).
+HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo yes)
+VENV_FLAGS := $(if $(HAS_CUDA),--system-site-packages,)
+TORCH_CPU := torch==2.13.0
+
+.PHONY: install test test-plugin test-suite bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(if $(HAS_CUDA),,$(BIN)/python -m pip install -q $(TORCH_CPU))
+	$(BIN)/python -m pip install -q -e ".[test,lint]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/pytest tests suite -m "not gpu and not slow and not perf" -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/pytest suite -m "perf and not gpu and not slow" -p no:cacheprovider \
+		--infer-report-dir reports/latest $(BENCH_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests suite scripts
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .pytest_cache .benchmarks

@@ -1,0 +1,1 @@
+"""Conformance checks as plain functions: compare tensors, run reference loops."""

@@ -1,0 +1,31 @@
+"""Inputs for conformance checks: the shipped prompts as token ids."""
+
+from __future__ import annotations
+
+import json
+import random
+from functools import cache
+from typing import Any
+
+from infersuite.fixtures_path import fixtures_dir
+
+
+@cache
+def load_prompts() -> tuple[str, ...]:
+    data = json.loads((fixtures_dir() / "prompts.json").read_text())
+    return tuple(data["prompts"])
+
+
+def build_prompt_ids(tokenizer: Any | None, vocab_size: int, seed: int = 7) -> list[list[int]]:
+    """Token ids of the shipped prompts; seeded random ids of the same lengths
+    when there is no tokenizer (or its ids do not fit the model's vocabulary)."""
+    prompts = load_prompts()
+    if tokenizer is not None:
+        encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        if all(max(ids) < vocab_size for ids in encoded):
+            return encoded
+    rng = random.Random(seed)
+    lengths = [2, 6, 11, 19, 9, 23][: len(prompts)]
+    # Skip the lowest ids: they are usually special tokens.
+    low = min(16, vocab_size - 1)
+    return [[rng.randrange(low, vocab_size) for _ in range(n)] for n in lengths]

@@ -1,0 +1,1 @@
+"""What is under test: runtimes that turn token ids into logits."""

@@ -1,0 +1,163 @@
+"""Run a transformers causal LM: forward passes, naive and cached greedy decoding."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that skip left padding: 0 at each row's first real token."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def pad_left(
+    sequences: Sequence[Sequence[int]], pad_id: int, device: str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad token id lists into (input_ids, attention_mask)."""
+    import torch
+
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        if len(seq):
+            ids[row, width - len(seq):] = torch.tensor(list(seq), dtype=torch.long)
+            mask[row, width - len(seq):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def eos_ids(model: PreTrainedModel) -> list[int]:
+    value = getattr(model.generation_config, "eos_token_id", None)
+    if value is None:
+        value = getattr(model.config, "eos_token_id", None)
+    if value is None:
+        return []
+    return [int(v) for v in value] if isinstance(value, (list, tuple)) else [int(value)]
+
+
+def pad_id_of(model: PreTrainedModel) -> int:
+    for source in (model.generation_config, model.config):
+        value = getattr(source, "pad_token_id", None)
+        if value is not None:
+            return int(value)
+    eos = eos_ids(model)
+    return eos[0] if eos else 0
+
+
+def forward_logits(
+    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> torch.Tensor:
+    """Full-sequence logits (float32), positions derived from the mask."""
+    import torch
+
+    with torch.inference_mode():
+        out = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids_from_mask(attention_mask),
+            use_cache=False,
+        )
+    return out.logits.float()
+
+
+def _suppress(logits: torch.Tensor, banned: Sequence[int]) -> torch.Tensor:
+    if not banned:
+        return logits
+    logits = logits.clone()
+    logits[..., list(banned)] = float("-inf")
+    return logits
+
+
+def naive_greedy(
+    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_new: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy decoding as a learner writes it: recompute the whole sequence every step.
+
+    EOS is suppressed so the length is fixed. Returns (tokens [B, n_new],
+    raw step logits [B, n_new, V]).
+    """
+    import torch
+
+    banned = eos_ids(model)
+    ids, mask = input_ids, attention_mask
+    tokens, step_logits = [], []
+    for _ in range(n_new):
+        logits = forward_logits(model, ids, mask)[:, -1, :]
+        next_token = _suppress(logits, banned).argmax(-1)
+        tokens.append(next_token)
+        step_logits.append(logits)
+        ids = torch.cat([ids, next_token[:, None]], dim=1)
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+    return torch.stack(tokens, 1), torch.stack(step_logits, 1)
+
+
+def generate_greedy(
+    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_new: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stack's own cached greedy generation, fixed length (EOS never ends it).
+
+    Returns (tokens [B, n_new], raw step logits [B, n_new, V]).
+    """
+    import torch
+
+    with torch.inference_mode():
+        out = model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            do_sample=False,
+            max_new_tokens=n_new,
+            min_new_tokens=n_new,
+            pad_token_id=pad_id_of(model),
+            output_logits=True,
+            return_dict_in_generate=True,
+            use_cache=True,
+        )
+    tokens = out.sequences[:, input_ids.shape[1]:]
+    return tokens, torch.stack([step.float() for step in out.logits], 1)
+
+
+def prefill(
+    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor
+) -> tuple[torch.Tensor, object]:
+    """Run the prompt with a fresh cache; returns (logits [B, T, V], cache)."""
+    import torch
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+    with torch.inference_mode():
+        out = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids_from_mask(attention_mask),
+            past_key_values=cache,
+            use_cache=True,
+        )
+    return out.logits.float(), out.past_key_values
+
+
+def decode_step(
+    model: PreTrainedModel,
+    cache: object,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+) -> torch.Tensor:
+    """Feed new tokens on top of `cache` (mutated in place); `attention_mask` covers
+    past + new tokens. Returns logits for the new tokens."""
+    import torch
+
+    n_new = input_ids.shape[1]
+    position_ids = position_ids_from_mask(attention_mask)[:, -n_new:]
+    with torch.inference_mode():
+        out = model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=cache,
+            use_cache=True,
+        )
+    return out.logits.float()

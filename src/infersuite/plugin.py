@@ -11,7 +11,7 @@ import pytest
 from infersuite.options import Case, OptionError, Settings, parse_settings
 
 # Feature plugins wired by this entry point; each owns its options and hooks.
-pytest_plugins: list[str] = []
+pytest_plugins: list[str] = ["infersuite.pytest_perf", "infersuite.pytest_formats"]
 
 MARKERS = {
     "conformance": "checks that the inference pipeline computes the right thing",
@@ -113,7 +113,9 @@ def _validate_models(settings: Settings) -> None:
             raise pytest.UsageError(str(exc)) from None
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    """Parse the settings before any feature plugin's configure reads them."""
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     if config.option.help or config.option.markers:
@@ -176,14 +178,17 @@ def load_case_model(config: pytest.Config, case: Case) -> Any:
     """Load (once per session) the model a case names."""
     import torch
 
-    from infersuite.models.loader import load_model
+    from infersuite.models.loader import ModelLoadError, load_model
 
     cache = config.stash[model_cache_key]
     key = (case.model, case.dtype, case.device)
     if key not in cache:
         settings = get_settings(config)
-        cache[key] = load_model(case.model, getattr(torch, case.dtype), case.device,
-                                settings.allow_pickle)
+        try:
+            cache[key] = load_model(case.model, getattr(torch, case.dtype), case.device,
+                                    settings.allow_pickle)
+        except ModelLoadError as exc:
+            pytest.fail(f"ModelLoadError: {exc}", pytrace=False)
     return cache[key]
 
 

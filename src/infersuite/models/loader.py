@@ -65,6 +65,7 @@ def check_checkpoint_dir(path: Path, allow_pickle: bool = False) -> None:
 def load_checkpoint(
     path: Path, dtype: torch.dtype, device: str, allow_pickle: bool = False
 ) -> tuple[PreTrainedModel, Any | None]:
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
     check_checkpoint_dir(path, allow_pickle)
@@ -73,10 +74,11 @@ def load_checkpoint(
         model = AutoModelForCausalLM.from_pretrained(
             path, dtype=dtype, local_files_only=True, use_safetensors=not allow_pickle
         )
-    except (OSError, ValueError, RuntimeError, KeyError) as exc:
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as exc:
+        files = ", ".join(p.name for p in sorted(path.glob("*.safetensors"))) or "no weights"
         raise ModelLoadError(
-            f"--infer-model {path}: loading failed: {exc}. Check that config.json matches "
-            "the weights and that no file is truncated"
+            f"--infer-model {path}: loading failed ({files}): {type(exc).__name__}: {exc}. "
+            "Check that no file is truncated and that config.json matches the weights"
         ) from exc
     tokenizer_dir = find_tokenizer_dir(str(path))
     tokenizer = load_tokenizer(tokenizer_dir) if tokenizer_dir else None

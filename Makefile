@@ -13,9 +13,8 @@ TORCH_CPU := torch==2.13.0
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
 	$(if $(HAS_CUDA),,$(BIN)/python -m pip install -q $(TORCH_CPU))
-	$(BIN)/python -m pip install -q -e ".[test,lint]"
+	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,6 +27,7 @@ bench: $(STAMP)
 		--infer-report-dir reports/latest $(BENCH_ARGS)
 
 lint: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[lint]"
 	$(BIN)/ruff check src tests suite scripts
 	$(BIN)/mypy
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from infersuite.conformance.compare import check_close, check_same_tokens
+from infersuite.conformance.compare import check_close, check_greedy_runs
 from infersuite.engines import hf
 
 pytestmark = pytest.mark.conformance
@@ -65,12 +65,9 @@ def test_batched_greedy_matches_solo(infer_case):
     for row, prompt in enumerate(prompts):
         solo_tokens, solo_logits = hf.generate_greedy(
             infer_case.model, *hf.pad_left([prompt], 0, infer_case.case.device), N_NEW_TOKENS)
-        context = {**infer_case.context, "row": row, "prompt_len": len(prompt)}
-        check_close(logits[row], solo_logits[0], infer_case.tolerance,
-                    f"batched greedy step logits, row {row} vs alone", context,
-                    axes=("step", "vocab"))
-        check_same_tokens(tokens[row:row + 1], solo_tokens, "batched vs solo greedy tokens",
-                          context, solo_logits, tie_margin=2 * infer_case.tolerance.atol)
+        check_greedy_runs((tokens[row:row + 1], logits[row:row + 1]), (solo_tokens, solo_logits),
+                          infer_case.tolerance, f"batched row {row} vs the prompt alone",
+                          {**infer_case.context, "batch_row": row, "prompt_len": len(prompt)})
 
 
 def test_attention_backends_agree(infer_case):

@@ -94,10 +94,10 @@ EXPECTED = {
     "ignore_mask": (["test_batched_rows_match_solo", "test_padding_token_ids_do_not_leak"],
                     "padded batch row"),
     "bf16_cache": (["test_cache_equivalence", "test_cache_continuation"],
-                   "KV-cached step logits vs naive full recompute"),
-    "stale_cache": (["test_cache_equivalence"], "KV-cached step logits"),
+                   "KV-cached generate vs naive full recompute: step logits"),
+    "stale_cache": (["test_cache_equivalence"], "KV-cached generate vs naive full recompute"),
     "decode_positions": (["test_cache_equivalence", "test_cache_continuation"],
-                         "KV-cached step logits"),
+                         "KV-cached generate vs naive full recompute"),
     "batch_noise": (["test_batched_rows_match_solo", "test_batched_greedy_matches_solo"],
                     "padded batch row"),
 }

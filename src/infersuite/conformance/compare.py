@@ -127,3 +127,38 @@ def check_same_tokens(
             f"{detail}; expected row {expected[row].tolist()}, got {actual[row].tolist()} "
             f"[{render_context(context)}]"
         )
+
+
+def first_divergence(actual: torch.Tensor, expected: torch.Tensor) -> list[int]:
+    """Per row, the first step where the tokens differ (the length when none)."""
+    steps = []
+    for row in range(expected.shape[0]):
+        mismatch = (actual[row].cpu() != expected[row].cpu()).nonzero()
+        steps.append(int(mismatch[0, 0]) if mismatch.numel() else expected.shape[1])
+    return steps
+
+
+def check_greedy_runs(
+    actual: tuple[torch.Tensor, torch.Tensor],
+    expected: tuple[torch.Tensor, torch.Tensor],
+    tol: Tolerance,
+    what: str,
+    context: Mapping[str, Any],
+) -> None:
+    """Two greedy runs, each (tokens [B, S], step logits [B, S, V]), agree.
+
+    Logits are compared at every step up to and including each row's first token
+    divergence (after it the two runs continue different sequences, so later
+    logits are not comparable). A divergence passes only at a near-tie: the
+    reference's two candidates within twice the logits tolerance.
+    """
+    actual_tokens, actual_logits = actual
+    expected_tokens, expected_logits = expected
+    for row, stop in enumerate(first_divergence(actual_tokens, expected_tokens)):
+        last = min(stop + 1, expected_tokens.shape[1])
+        check_close(actual_logits[row, :last], expected_logits[row, :last], tol,
+                    f"{what}: step logits", {**context, "row": row}, axes=("step", "vocab"))
+    max_abs = float(expected_logits.detach().abs().max())
+    tie_margin = 2 * (tol.bound_for(max_abs) + tol.rtol * max_abs)
+    check_same_tokens(actual_tokens, expected_tokens, f"{what}: greedy tokens", context,
+                      expected_logits, tie_margin=tie_margin)

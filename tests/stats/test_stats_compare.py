@@ -28,8 +28,9 @@ def test_detects_10_percent_shift_in_nearly_all_seeds() -> None:
 
 
 def test_no_false_alarm_on_identical_distributions() -> None:
-    statuses = [compute_verdict(_lognormal(2 * s), _lognormal(2 * s + 1)).status
-                for s in range(100)]
+    statuses = [
+        compute_verdict(_lognormal(2 * s), _lognormal(2 * s + 1)).status for s in range(100)
+    ]
     assert statuses.count("regression") == 0
     assert statuses.count("improvement") == 0
 
@@ -83,8 +84,13 @@ def test_identical_constant_samples_are_unchanged_without_nan() -> None:
     verdict = compute_verdict([0.5] * 30, [0.5] * 30)
     assert verdict.status == "unchanged"
     assert verdict.shift is not None
-    values = [verdict.shift.median_ratio, verdict.shift.ratio_lower, verdict.shift.ratio_upper,
-              verdict.shift.p_value_slower, verdict.shift.p_value_two_sided]
+    values = [
+        verdict.shift.median_ratio,
+        verdict.shift.ratio_lower,
+        verdict.shift.ratio_upper,
+        verdict.shift.p_value_slower,
+        verdict.shift.p_value_two_sided,
+    ]
     assert all(math.isfinite(v) for v in values)
     assert verdict.shift.median_ratio == 1.0
 

@@ -38,12 +38,22 @@ def add_parser(subparsers: Any) -> None:
     )
     parser.add_argument("sweep_csv", metavar="SWEEP.csv", type=Path)
     slo = parser.add_mutually_exclusive_group()
-    slo.add_argument("--slo-ms", type=_positive_float, metavar="MS",
-                     help="p99 latency SLO in milliseconds")
-    slo.add_argument("--slo-factor", type=_positive_float, default=2.0, metavar="K",
-                     help="default SLO = K x p99 at the smallest batch (default: 2.0)")
-    parser.add_argument("--model", choices=MODELS, default="auto",
-                        help="saturation model to fit (default: auto, lower AICc wins)")
+    slo.add_argument(
+        "--slo-ms", type=_positive_float, metavar="MS", help="p99 latency SLO in milliseconds"
+    )
+    slo.add_argument(
+        "--slo-factor",
+        type=_positive_float,
+        default=2.0,
+        metavar="K",
+        help="default SLO = K x p99 at the smallest batch (default: 2.0)",
+    )
+    parser.add_argument(
+        "--model",
+        choices=MODELS,
+        default="auto",
+        help="saturation model to fit (default: auto, lower AICc wins)",
+    )
     parser.set_defaults(func=run_knee)
 
 
@@ -82,7 +92,7 @@ def _parse_rows(reader: Any) -> list[SweepPoint]:
     if header is None or not any(cell.strip() for cell in header):
         raise SweepFileError(f"is empty; expected a header row like {_EXAMPLE_HEADER}")
     columns = _resolve_columns([cell.strip() for cell in header])
-    points = []
+    points: list[SweepPoint] = []
     for row in reader:
         if not any(cell.strip() for cell in row):
             continue  # blank lines are harmless
@@ -129,21 +139,23 @@ def _parse_row(row: list[str], columns: dict[str, tuple[int, float]], where: str
     if "status" in columns:
         status = _cell(row, columns["status"][0]).lower() or "ok"
         if status not in STATUSES:
-            raise SweepFileError(
-                f"{where}: status {status!r} is not one of {', '.join(STATUSES)}"
-            )
+            raise SweepFileError(f"{where}: status {status!r} is not one of {', '.join(STATUSES)}")
     batch_text = _cell(row, columns["batch_size"][0])
     batch = _parse_number(batch_text, "batch_size", where, required=True)
     if batch is None or not batch.is_integer() or batch < 1:
         raise SweepFileError(f"{where}: batch_size {batch_text!r} is not a positive integer")
-    values = {}
+    values: dict[str, float | None] = {}
     for name in ("throughput", *_LATENCIES, *_OPTIONAL_LATENCIES):
         if name not in columns:
             values[name] = None
             continue
         index, factor = columns[name]
-        number = _parse_number(_cell(row, index), name, where, required=status == "ok"
-                               and name not in _OPTIONAL_LATENCIES)
+        number = _parse_number(
+            _cell(row, index),
+            name,
+            where,
+            required=status == "ok" and name not in _OPTIONAL_LATENCIES,
+        )
         values[name] = None if number is None else number * factor
     return SweepPoint(batch_size=int(batch), status=status, **values)
 

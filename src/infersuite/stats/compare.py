@@ -75,8 +75,16 @@ def compute_shift(
     p_faster = _mwu(cur, base, "less")
     p_two = _mwu(cur, base, "two-sided")
     return ShiftEstimate(
-        median_ratio, math.exp(low), math.exp(high), p_slower, p_two,
-        int(base.size), int(cur.size), math.exp(hl), p_faster, confidence,
+        median_ratio,
+        math.exp(low),
+        math.exp(high),
+        p_slower,
+        p_two,
+        int(base.size),
+        int(cur.size),
+        math.exp(hl),
+        p_faster,
+        confidence,
     )
 
 
@@ -103,11 +111,13 @@ def compute_verdict(
     change = shift.median_ratio - 1.0
     p99_change = None if p99_ratio is None else p99_ratio - 1.0
     slower = (
-        shift.p_value_slower < alpha and change > effective
+        shift.p_value_slower < alpha
+        and change > effective
         and (p99_change is None or p99_change > effective)
     )
     faster = (
-        shift.p_value_faster < alpha and change < -effective
+        shift.p_value_faster < alpha
+        and change < -effective
         and (p99_change is None or p99_change < -effective)
     )
     status = "regression" if slower else "improvement" if faster else "unchanged"

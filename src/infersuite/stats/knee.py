@@ -83,8 +83,9 @@ def compute_slo_knee(
         "slo_source": source,
         "latency_at_knee": latencies[knee],
         "latency_used": _latency_kind(usable),
-        "violations_below_knee": [b for b, lat in latencies.items()
-                                  if b < knee and lat > slo_value],
+        "violations_below_knee": [
+            b for b, lat in latencies.items() if b < knee and lat > slo_value
+        ],
     }
     return Knee(knee, "slo", detail)
 
@@ -92,7 +93,8 @@ def compute_slo_knee(
 def compute_power_knee(points: Iterable[SweepPoint]) -> Knee | None:
     """Argmax of throughput / latency_p50 over ok points (ties: the smaller batch)."""
     usable = [
-        p for p in ok_points(points)
+        p
+        for p in ok_points(points)
         if p.throughput is not None and p.latency_p50 is not None and p.latency_p50 > 0.0
     ]
     if not usable:
@@ -120,25 +122,28 @@ def compute_kneedle(points: Iterable[SweepPoint]) -> dict[str, object]:
     points = list(points)
     usable = [p for p in ok_points(points) if p.throughput is not None]
     if len(usable) < 3:
-        return {"batch_size": None, "disagrees": None,
-                "note": f"kneedle needs >= 3 ok points, got {len(usable)}"}
+        note = f"kneedle needs >= 3 ok points, got {len(usable)}"
+        return {"batch_size": None, "disagrees": None, "note": note}
     xs = [p.batch_size for p in usable]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # kneed warns when it finds no knee; reported below
-        found = KneeLocator(xs, [p.throughput for p in usable],
-                            curve="concave", direction="increasing").knee
+        found = KneeLocator(
+            xs, [p.throughput for p in usable], curve="concave", direction="increasing"
+        ).knee
     power = compute_power_knee(points)
-    power_batch = None if power is None else power.batch_size
-    base = {"power_knee_batch_size": power_batch, "grid_steps_from_power_knee": None}
+    result: dict[str, object] = {
+        "batch_size": None if found is None else round(float(found)),
+        "power_knee_batch_size": None if power is None else power.batch_size,
+        "grid_steps_from_power_knee": None,
+        "disagrees": True,
+        "note": "kneedle found no knee" if found is None else "",
+    }
     if found is None:
-        return {"batch_size": None, **base, "disagrees": True, "note": "kneedle found no knee"}
-    knee = round(float(found))
-    if power_batch is None:
-        return {"batch_size": knee, **base, "disagrees": None,
-                "note": "no power knee to compare (latency_p50 missing)"}
-    steps = grid_distance(xs, knee, power_batch)
-    return {"batch_size": knee, "power_knee_batch_size": power_batch,
-            "grid_steps_from_power_knee": steps, "disagrees": steps > 1, "note": ""}
+        return result
+    if power is None:
+        return {**result, "disagrees": None, "note": "no power knee to compare (no latency_p50)"}
+    steps = grid_distance(xs, round(float(found)), power.batch_size)
+    return {**result, "grid_steps_from_power_knee": steps, "disagrees": steps > 1}
 
 
 def analyze_sweep(
@@ -164,17 +169,24 @@ def analyze_sweep(
 
 
 def _point_warnings(points: tuple[SweepPoint, ...], ok: list[SweepPoint]) -> list[str]:
-    notes = [f"batch_size {p.batch_size}: {p.status}; recorded, ignored by the knee math"
-             for p in points if p.status != "ok"]
+    notes = [
+        f"batch_size {p.batch_size}: {p.status}; recorded, ignored by the knee math"
+        for p in points
+        if p.status != "ok"
+    ]
     failed = [p.batch_size for p in points if p.status != "ok"]
     if not ok:
         notes.append("no ok points: nothing to analyze; check the sweep's status column")
     elif failed and ok[-1].batch_size > min(failed):
-        notes.append(f"ok points above the failed batch_size {min(failed)}; a failure "
-                     "normally ends a sweep, check that the runner stopped there")
+        notes.append(
+            f"ok points above the failed batch_size {min(failed)}; a failure "
+            "normally ends a sweep, check that the runner stopped there"
+        )
     if 0 < len(ok) < 3:
-        notes.append(f"only {len(ok)} ok points: knees are rough and no model can be fitted; "
-                     "sweep more batch sizes (e.g. powers of 2 up to the first OOM)")
+        notes.append(
+            f"only {len(ok)} ok points: knees are rough and no model can be fitted; "
+            "sweep more batch sizes (e.g. powers of 2 up to the first OOM)"
+        )
     return notes
 
 
@@ -188,8 +200,10 @@ def _slo_warnings(
         return []
     slo_value, source = _resolve_slo(with_p99, slo, slo_factor)
     best = min(_slo_latency(p) for p in with_p99)
-    return [f"no batch meets the SLO {slo_value:g} ({source}); the lowest p99 is {best:g}: "
-            "relax the SLO or make the smallest batch faster"]
+    return [
+        f"no batch meets the SLO {slo_value:g} ({source}); the lowest p99 is {best:g}: "
+        "relax the SLO or make the smallest batch faster"
+    ]
 
 
 def _result_warnings(
@@ -197,14 +211,18 @@ def _result_warnings(
 ) -> list[str]:
     notes = []
     if power_knee is not None and power_knee.detail.get("at_sweep_edge"):
-        notes.append(f"power knee {power_knee.batch_size} is at the edge of the sweep; "
-                     "extend the sweep past it to confirm")
+        notes.append(
+            f"power knee {power_knee.batch_size} is at the edge of the sweep; "
+            "extend the sweep past it to confirm"
+        )
     if fit["status"] == "failed":
         notes.append(f"saturation fit failed: {fit['reason']}")
     if kneedle.get("disagrees"):
-        notes.append(f"kneedle ({kneedle['batch_size']}) disagrees with the power knee "
-                     f"({kneedle.get('power_knee_batch_size')}); Kneedle depends on the sweep "
-                     "range, prefer the power and SLO knees")
+        notes.append(
+            f"kneedle ({kneedle['batch_size']}) disagrees with the power knee "
+            f"({kneedle.get('power_knee_batch_size')}); Kneedle depends on the sweep "
+            "range, prefer the power and SLO knees"
+        )
     return notes
 
 

@@ -98,7 +98,13 @@ def compute_percentile_interval(
     n = int(data.size)
     if n == 0:
         return PercentileEstimate(
-            percentile, math.nan, None, None, confidence, 0, False,
+            percentile,
+            math.nan,
+            None,
+            None,
+            confidence,
+            0,
+            False,
             f"{_percentile_label(percentile)}: no samples; run the measurement first",
         )
     value = float(np.percentile(data, percentile))
@@ -139,14 +145,16 @@ def compute_summary(
         const = float(data[0])
         return LatencySummary(n, const, 0.0, const, const, ests)
     return LatencySummary(
-        n, float(np.mean(data)), float(np.std(data, ddof=1)), float(data[0]), float(data[-1]),
+        n,
+        float(np.mean(data)),
+        float(np.std(data, ddof=1)),
+        float(data[0]),
+        float(data[-1]),
         ests,
     )
 
 
-def _order_statistic_indices(
-    n: int, q: float, confidence: float
-) -> tuple[int | None, int | None]:
+def _order_statistic_indices(n: int, q: float, confidence: float) -> tuple[int | None, int | None]:
     """1-based ranks (k, s) with P(B <= k-1) <= tail and P(B >= s) <= tail, B ~ Bin(n, q)."""
     tail = (1.0 - confidence) / 2.0
     ranks = np.arange(1, n + 1)

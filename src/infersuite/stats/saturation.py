@@ -48,15 +48,21 @@ def fit_saturation(points: Iterable[SweepPoint], model: str = "auto") -> dict[st
     batch = np.array([p.batch_size for p in usable], dtype=float)
     thr = np.array([p.throughput for p in usable], dtype=float)
     if batch.size < 3:
-        return _empty("too few points", f"{batch.size} ok points with throughput > 0; "
-                      "need >= 3 to fit a saturation model; sweep more batch sizes")
+        return _empty(
+            "too few points",
+            f"{batch.size} ok points with throughput > 0; "
+            "need >= 3 to fit a saturation model; sweep more batch sizes",
+        )
     names = ("amdahl", "usl") if model == "auto" else (model,)
     candidates = {name: _fit_one(name, batch, thr) for name in names}
     fitted = {n: c for n, c in candidates.items() if c["status"] == "ok"}
     if not fitted:
         reasons = "; ".join(f"{n}: {c['reason']}" for n, c in candidates.items())
-        status = "too few points" if all(
-            c["status"] == "too few points" for c in candidates.values()) else "failed"
+        status = (
+            "too few points"
+            if all(c["status"] == "too few points" for c in candidates.values())
+            else "failed"
+        )
         return {**_empty(status, reasons), "candidates": candidates}
     best = min(fitted, key=lambda n: _aicc_key(fitted[n]))
     return {**fitted[best], "model": best, "candidates": candidates}
@@ -64,8 +70,9 @@ def fit_saturation(points: Iterable[SweepPoint], model: str = "auto") -> dict[st
 
 def _fit_one(name: str, batch: np.ndarray, thr: np.ndarray) -> dict[str, object]:
     if batch.size < _MIN_POINTS[name]:
-        return _empty("too few points", f"{name} needs >= {_MIN_POINTS[name]} points, "
-                      f"got {batch.size}")
+        return _empty(
+            "too few points", f"{name} needs >= {_MIN_POINTS[name]} points, got {batch.size}"
+        )
     func, p0, bounds, labels = _model_setup(name, batch, thr)
     with warnings.catch_warnings():
         # Covariance may be unestimable on exact fits; stderr then reports None.
@@ -77,8 +84,10 @@ def _fit_one(name: str, batch: np.ndarray, thr: np.ndarray) -> dict[str, object]
         except (RuntimeError, ValueError) as exc:
             return _empty("failed", f"curve_fit did not converge: {exc}")
     params = {label: float(v) for label, v in zip(labels, popt, strict=True)}
-    stderr = {label: _finite_or_none(math.sqrt(v)) if v >= 0 else None
-              for label, v in zip(labels, np.diag(pcov), strict=True)}
+    stderr = {
+        label: _finite_or_none(math.sqrt(v)) if v >= 0 else None
+        for label, v in zip(labels, np.diag(pcov), strict=True)
+    }
     pred = func(batch, *popt)
     return {
         "status": "ok",
@@ -106,8 +115,7 @@ def _model_setup(
 def _optimum(name: str, params: dict[str, float]) -> dict[str, object]:
     if name == "amdahl":
         k = params["K"]
-        return {"optimum_batch": k, "optimum_kind": "power optimum b = K",
-                "power_optimum_batch": k}
+        return {"optimum_batch": k, "optimum_kind": "power optimum b = K", "power_optimum_batch": k}
     sigma, kappa = params["sigma"], params["kappa"]
     peak = math.sqrt((1.0 - sigma) / kappa) if kappa > 0.0 else None
     if kappa > 0.0:
@@ -117,8 +125,11 @@ def _optimum(name: str, params: dict[str, float]) -> dict[str, object]:
         power = (1.0 - sigma) / sigma
     else:
         power = None
-    kind = ("throughput peak b* = sqrt((1 - sigma) / kappa)" if peak is not None
-            else "no throughput peak (kappa = 0)")
+    kind = (
+        "throughput peak b* = sqrt((1 - sigma) / kappa)"
+        if peak is not None
+        else "no throughput peak (kappa = 0)"
+    )
     return {"optimum_batch": peak, "optimum_kind": kind, "power_optimum_batch": power}
 
 
@@ -145,8 +156,15 @@ def _aicc_key(candidate: dict[str, object]) -> tuple[float, int]:
 
 def _empty(status: str, reason: str) -> dict[str, object]:
     return {
-        "status": status, "reason": reason, "model": None, "params": {}, "stderr": {},
-        "r2": None, "aicc": None, "optimum_batch": None, "optimum_kind": "",
+        "status": status,
+        "reason": reason,
+        "model": None,
+        "params": {},
+        "stderr": {},
+        "r2": None,
+        "aicc": None,
+        "optimum_batch": None,
+        "optimum_kind": "",
         "power_optimum_batch": None,
     }
 

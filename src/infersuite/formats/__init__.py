@@ -1,0 +1,1 @@
+"""Model file formats: safetensors, ONNX, GGUF and TensorRT round trips."""

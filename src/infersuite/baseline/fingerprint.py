@@ -1,0 +1,126 @@
+"""The device fingerprint: hardware and software a measurement depends on, and a stable slug.
+
+The slug names the hardware only (CPU model and cores, or GPU name and memory), so a
+baseline keeps matching across package upgrades; versions are carried alongside.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+
+def _read_cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown-cpu"
+
+
+def _cpu_count() -> int:
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git_commit(cwd: Path | None) -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _gpu_info(device: str | None) -> dict[str, Any] | None:
+    if device is None or not device.startswith("cuda"):
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    dev = torch.device(device)
+    props = torch.cuda.get_device_properties(dev)
+    info: dict[str, Any] = {
+        "name": props.name,
+        "memory_bytes": int(props.total_memory),
+        "capability": f"{props.major}.{props.minor}",
+        "cuda": torch.version.cuda,
+        "driver": _nvidia_driver(),
+    }
+    return info
+
+
+def _nvidia_driver() -> str | None:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    first = out.stdout.strip().splitlines()
+    return first[0].strip() if out.returncode == 0 and first else None
+
+
+def slugify(text: str) -> str:
+    text = re.sub(r"\((r|tm)\)", "", text.lower())
+    text = re.sub(r"\b(cpu|processor|\d+-core)\b", " ", text)
+    return re.sub(r"[^a-z0-9]+", "-", text).strip("-")
+
+
+def compute_slug(cpu_model: str, cores: int, gpu: dict[str, Any] | None) -> str:
+    """`nvidia-h100-80gb-hbm3` for a GPU (its name already says memory), else
+    `cpu-amd-epyc-7b13-2c`."""
+    if gpu is not None:
+        name = slugify(gpu["name"])
+        if not re.search(r"\d+gb", name):
+            name = f"{name}-{round(gpu['memory_bytes'] / 2**30)}gb"
+        return name
+    return f"cpu-{slugify(cpu_model)}-{cores}c"
+
+
+def compute_fingerprint(device: str | None = None, root: Path | None = None) -> dict[str, Any]:
+    """Fingerprint of this host; `device` ("cuda:0") adds that GPU and selects its slug."""
+    cpu_model = _read_cpu_model()
+    cores = _cpu_count()
+    gpu = _gpu_info(device)
+    torch_version = _version("torch")
+    return {
+        "slug": compute_slug(cpu_model, cores, gpu),
+        "cpu": {"model": cpu_model, "cores": cores, "machine": platform.machine()},
+        "gpu": gpu,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "versions": {
+            "torch": torch_version,
+            "transformers": _version("transformers"),
+            "onnxruntime": _version("onnxruntime") or _version("onnxruntime-gpu"),
+            "pytest-benchmark": _version("pytest-benchmark"),
+            "infersuite": _version("infersuite"),
+        },
+        "git_commit": _git_commit(root),
+    }
+
+
+def describe_mismatch(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
+    """Software differences worth a note when the slugs match (versions, commit excluded)."""
+    notes = []
+    for key, value in (expected.get("versions") or {}).items():
+        now = (actual.get("versions") or {}).get(key)
+        if value != now:
+            notes.append(f"{key} {value} -> {now}")
+    return notes

@@ -1,0 +1,73 @@
+"""The regression gate: each benchmark's raw samples against its baseline's, one verdict each.
+
+Rule (stats.compare.compute_verdict): regression = slower with p < alpha and a median shift
+larger than max(threshold, the baseline's recorded between-run spread).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from infersuite.stats.compare import Verdict, compute_history_spread, compute_verdict
+
+
+@dataclass(frozen=True)
+class GateRow:
+    key: str  # the benchmark's fullname
+    name: str
+    metric: str
+    status: str  # regression | improvement | unchanged | insufficient | new
+    verdict: Verdict | None
+    history_spread: float
+    baseline_median: float | None
+    current_median: float | None
+
+
+@dataclass(frozen=True)
+class GateResult:
+    rows: tuple[GateRow, ...]
+    threshold: float
+
+    @property
+    def regressions(self) -> list[GateRow]:
+        return [r for r in self.rows if r.status == "regression"]
+
+    @property
+    def improvements(self) -> list[GateRow]:
+        return [r for r in self.rows if r.status == "improvement"]
+
+
+def _median(values: Sequence[float]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def compute_gate_row(key: str, name: str, metric: str, baseline: Sequence[float],
+                     current: Sequence[float], run_medians: Sequence[float],
+                     threshold: float) -> GateRow:
+    spread = compute_history_spread(run_medians) if len(run_medians) >= 2 else 0.0
+    verdict = compute_verdict(baseline, current, threshold=threshold, history_spread=spread)
+    return GateRow(key, name, metric, verdict.status, verdict, spread,
+                   _median(baseline), _median(current))
+
+
+def compute_gate(
+    baseline: Mapping[str, Sequence[float]],
+    current: Mapping[str, tuple[str, str, Sequence[float]]],
+    run_medians: Mapping[str, Sequence[float]],
+    threshold: float,
+) -> GateResult:
+    """`current`: key -> (display name, metric, samples); keys absent from the baseline
+    are "new" (not gated)."""
+    rows = []
+    for key, (name, metric, samples) in current.items():
+        if key not in baseline:
+            rows.append(GateRow(key, name, metric, "new", None, 0.0, None, _median(samples)))
+            continue
+        rows.append(compute_gate_row(key, name, metric, baseline[key], samples,
+                                     run_medians.get(key, ()), threshold))
+    return GateResult(tuple(rows), threshold)

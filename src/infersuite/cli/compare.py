@@ -1,0 +1,98 @@
+"""`infersuite compare A.json B.json ...`: side-by-side percentiles and ratios vs the first file;
+`--fail-on-regression` applies the pytest gate's rule to the raw samples."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from tabulate import tabulate
+
+from infersuite.baseline.gate import GateRow, compute_gate_row
+from infersuite.report.document import ReportError
+from infersuite.report.sources import RunSamples, load_run_samples
+from infersuite.report.terminal import format_ms
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "compare", help="compare runs side by side (reports, baselines, pytest-benchmark JSON)",
+        description="Per benchmark: p50/p90/p99 (ms) of each file and the p50 ratio vs the "
+                    "first file. Files: report.json, a baseline, or --benchmark-json output.")
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE.json")
+    parser.add_argument("--fail-on-regression", action="store_true",
+                        help="exit 1 when a later file regresses vs the first (Mann-Whitney "
+                             "p < 0.01 and median shift > threshold)")
+    parser.add_argument("--threshold", type=float, default=0.05, metavar="FRACTION",
+                        help="regression threshold (default 0.05; never below the first "
+                             "file's recorded between-run spread)")
+    parser.set_defaults(func=run_compare)
+
+
+def _percentile(samples: list[float], p: float) -> float | None:
+    if not samples:
+        return None
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def build_compare_rows(runs: list[RunSamples]) -> list[list[str]]:
+    first = runs[0]
+    keys = list(dict.fromkeys(k for run in runs for k in run.samples))
+    rows = []
+    for key in keys:
+        row = [next(r.names[key] for r in runs if key in r.names)]
+        base = _percentile(first.samples.get(key, []), 50)
+        for run in runs:
+            samples = run.samples.get(key, [])
+            row += [format_ms(_percentile(samples, p)) for p in (50, 90, 99)]
+        for run in runs[1:]:
+            cur = _percentile(run.samples.get(key, []), 50)
+            row.append("–" if base is None or cur is None else f"{cur / base:.3f}x")
+        rows.append(row)
+    return rows
+
+
+def render_compare(runs: list[RunSamples]) -> str:
+    headers = ["benchmark"]
+    for i, _ in enumerate(runs):
+        headers += [f"[{i}] p50 ms", f"[{i}] p90", f"[{i}] p99"]
+    headers += [f"[{i}]/[0] p50" for i in range(1, len(runs))]
+    legend = "\n".join(f"[{i}] {r.path} ({r.kind}, {r.slug})" for i, r in enumerate(runs))
+    table = tabulate(build_compare_rows(runs), headers=headers, disable_numparse=True)
+    return f"{legend}\n{table}"
+
+
+def compute_regressions(runs: list[RunSamples], threshold: float) -> list[tuple[int, GateRow]]:
+    first, found = runs[0], []
+    for index, run in enumerate(runs[1:], start=1):
+        for key, samples in run.samples.items():
+            if key not in first.samples:
+                continue
+            row = compute_gate_row(key, run.names[key], run.metrics[key], first.samples[key],
+                                   samples, first.run_medians.get(key, ()), threshold)
+            if row.status == "regression":
+                found.append((index, row))
+    return found
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    try:
+        runs = [load_run_samples(path) for path in args.files]
+    except ReportError as exc:
+        print(f"infersuite compare: {exc}", file=sys.stderr)
+        return 2
+    print(render_compare(runs))
+    if not args.fail_on_regression:
+        return 0
+    if len(runs) < 2:
+        print("infersuite compare: --fail-on-regression needs at least two files",
+              file=sys.stderr)
+        return 2
+    regressions = compute_regressions(runs, args.threshold)
+    for index, row in regressions:
+        reason = row.verdict.reason if row.verdict else ""
+        print(f"REGRESSION [{index}] {row.name}: {reason}")
+    return 1 if regressions else 0

@@ -1,0 +1,1 @@
+"""Measurement: clocks (host, CUDA events), timing loops, token timestamps, memory probes."""

@@ -1,0 +1,336 @@
+"""Perf plugin: --infer-rounds/baseline options, the `infer_perf` fixture, percentile
+reports, pytest-benchmark hooks and the regression gate that fails the run."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from infersuite.measure.records import PerfRecord
+
+T = TypeVar("T")
+DEFAULT_LATENCY_ROUNDS = 80  # single-request latency; other benchmarks scale with it
+MIN_ROUNDS = 3
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: need at least 1")
+    return number
+
+
+def _non_negative_int(value: str) -> int:
+    return 0 if value.strip() == "0" else _positive_int(value)
+
+
+def _threshold(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number (e.g. 0.05 = 5%)") from None
+    if not 0.0 <= number < 10.0:
+        raise argparse.ArgumentTypeError(f"{value!r}: use a relative change such as 0.05 (5%)")
+    return number
+
+
+def _add_measure_options(group: pytest.OptionGroup) -> None:
+    group.addoption("--infer-rounds", type=_positive_int, metavar="N",
+                    help=f"measured rounds of the single-request latency benchmarks (default "
+                         f"{DEFAULT_LATENCY_ROUNDS}); other perf benchmarks scale theirs by "
+                         f"N/{DEFAULT_LATENCY_ROUNDS}. p99 needs >= 368 samples for an interval")
+    group.addoption("--infer-warmup", type=_non_negative_int, metavar="N",
+                    help="unmeasured warmup rounds per benchmark (default: per benchmark)")
+    group.addoption("--infer-cpu-threads", type=_non_negative_int, default=1, metavar="N",
+                    help="torch intra-op threads during perf tests (default 1: one request "
+                         "stream, stable on shared hosts; 0 keeps torch's default)")
+
+
+def _add_baseline_options(group: pytest.OptionGroup) -> None:
+    group.addoption("--infer-baseline", metavar="PATH",
+                    help="compare this run to a baseline file; regressions fail the run")
+    group.addoption("--infer-save-baseline", metavar="PATH",
+                    help="write this run to a baseline file (appended to its run history)")
+    group.addoption("--infer-regression-threshold", type=_threshold, default=0.05,
+                    metavar="FRACTION", help="smallest median slowdown that fails the gate "
+                    "(default 0.05; never below the baseline's recorded between-run spread)")
+    group.addoption("--infer-baseline-any-device", action="store_true", default=False,
+                    help="use a baseline recorded on a different device fingerprint")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("infersuite")
+    _add_measure_options(group)
+    _add_baseline_options(group)
+
+
+@dataclass
+class PerfState:
+    """Everything one run accumulates; lives in config.stash."""
+
+    rounds: int | None
+    warmup: int | None
+    threshold: float
+    cpu_threads: int = 1
+    baseline_path: Path | None = None
+    baseline: dict[str, Any] | None = None
+    save_path: Path | None = None
+    save_existing: dict[str, Any] | None = None
+    fingerprint: dict[str, Any] | None = None
+    fingerprint_device: str | None = None
+    root: Path | None = None
+    records: dict[str, PerfRecord] = field(default_factory=dict)
+    report: dict[str, Any] | None = None
+    written: list[str] = field(default_factory=list)
+    regressions: int = 0
+
+    def get_fingerprint(self) -> dict[str, Any]:
+        if self.fingerprint is None:
+            from infersuite.baseline.fingerprint import compute_fingerprint
+
+            self.fingerprint = compute_fingerprint(self.fingerprint_device, self.root)
+        return self.fingerprint
+
+
+perf_state_key = pytest.StashKey[PerfState]()
+
+
+def _fingerprint_device(config: pytest.Config) -> str | None:
+    from infersuite.plugin import get_settings
+
+    settings = get_settings(config)
+    if settings.device == "cpu" or not settings.cuda_available:
+        return None
+    return "cuda" if settings.device == "auto" else settings.device
+
+
+def _load_baselines(state: PerfState, any_device: bool) -> None:
+    from infersuite.baseline.store import BaselineError, check_same_device, load_baseline
+
+    try:
+        if state.baseline_path is not None:
+            state.baseline = load_baseline(state.baseline_path)
+            if not any_device:
+                check_same_device(state.baseline_path, state.baseline, state.get_fingerprint())
+        if state.save_path is not None and state.save_path.exists():
+            state.save_existing = load_baseline(state.save_path)
+            if not any_device:
+                check_same_device(state.save_path, state.save_existing, state.get_fingerprint())
+    except BaselineError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.option.help or config.option.markers:
+        return
+    baseline = config.getoption("infer_baseline")
+    save = config.getoption("infer_save_baseline")
+    state = PerfState(
+        rounds=config.getoption("infer_rounds"),
+        warmup=config.getoption("infer_warmup"),
+        threshold=config.getoption("infer_regression_threshold"),
+        cpu_threads=config.getoption("infer_cpu_threads"),
+        baseline_path=Path(baseline) if baseline else None,
+        save_path=Path(save) if save else None,
+        fingerprint_device=_fingerprint_device(config),
+        root=config.rootpath,
+    )
+    _load_baselines(state, config.getoption("infer_baseline_any_device"))
+    config.stash[perf_state_key] = state
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if perf_state_key in config.stash:
+        del config.stash[perf_state_key]
+
+
+class PerfRecorder:
+    """The `infer_perf` fixture: scales rounds, runs pedantic benchmarks with GC off and
+    keeps each measured round's result, and takes the test's raw samples for the report."""
+
+    def __init__(self, state: PerfState, request: pytest.FixtureRequest) -> None:
+        self._state = state
+        self._node = request.node
+        self._benchmark: Any = None
+
+    def rounds(self, default: int) -> int:
+        if self._state.rounds is None:
+            return default
+        return max(MIN_ROUNDS, round(default * self._state.rounds / DEFAULT_LATENCY_ROUNDS))
+
+    def warmup(self, default: int) -> int:
+        return default if self._state.warmup is None else self._state.warmup
+
+    def measure(self, benchmark: Any, fn: Callable[[], T], rounds: int,
+                warmup_rounds: int) -> list[T]:
+        """`benchmark.pedantic(fn, rounds, iterations=1, warmup_rounds)` with GC disabled;
+        returns fn's results from the measured rounds only."""
+        from infersuite.measure.timing import collect_after_warmup, gc_disabled
+
+        self._benchmark = benchmark
+        if getattr(benchmark, "disabled", False):
+            rounds, warmup_rounds = 1, 0
+        wrapped, results = collect_after_warmup(fn, warmup_rounds)
+        with gc_disabled():
+            benchmark.pedantic(wrapped, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds)
+        return results
+
+    def record(self, metrics: Mapping[str, Sequence[float]], primary: str,
+               group: str | None = None, extra: Mapping[str, Any] | None = None) -> PerfRecord:
+        """Hand over raw samples (seconds); `primary` is the metric the gate compares."""
+        if primary not in metrics:
+            raise ValueError(f"primary metric {primary!r} is not among {sorted(metrics)}")
+        record = PerfRecord(name=self._node.name, fullname=self._node.nodeid, primary=primary,
+                            metrics={k: [float(v) for v in vals] for k, vals in metrics.items()},
+                            group=group, extra=dict(extra or {}))
+        self._state.records[record.fullname] = record
+        if self._benchmark is not None:
+            self._benchmark.extra_info.update(
+                {k: v for k, v in record.extra.items() if isinstance(v, (int, float, str))})
+            self._benchmark.extra_info["infersuite_primary"] = primary
+        return record
+
+
+@pytest.fixture
+def infer_perf(request: pytest.FixtureRequest) -> PerfRecorder:
+    """Runs pedantic benchmarks and records their raw TTFT/ITL/TPOT/stage samples."""
+    return PerfRecorder(request.config.stash[perf_state_key], request)
+
+
+@pytest.fixture(autouse=True)
+def _infer_perf_threads(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Pin torch's intra-op threads for perf tests (restored after)."""
+    state = request.config.stash.get(perf_state_key, None)
+    if state is None or not state.cpu_threads or request.node.get_closest_marker("perf") is None:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(state.cpu_threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _benchmark_metadata(config: pytest.Config) -> list[Any]:
+    session = getattr(config, "_benchmarksession", None)
+    return [b for b in getattr(session, "benchmarks", []) if b and not b.has_error]
+
+
+def collect_records(config: pytest.Config, state: PerfState) -> list[PerfRecord]:
+    """The test-recorded samples, plus round times of plain pytest-benchmark benchmarks."""
+    records = dict(state.records)
+    for bench in _benchmark_metadata(config):
+        if bench.fullname not in records and bench.stats.data:
+            records[bench.fullname] = PerfRecord(
+                name=bench.name, fullname=bench.fullname, primary="round_s",
+                metrics={"round_s": list(bench.stats.data)}, group=bench.group,
+                source="pytest-benchmark")
+    return list(records.values())
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict) -> None:
+    state = config.stash.get(perf_state_key, None)
+    if state is not None:
+        fingerprint = state.get_fingerprint()
+        machine_info["infersuite"] = fingerprint
+        machine_info["gpu"] = fingerprint.get("gpu")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list,
+                                 output_json: dict) -> None:
+    from infersuite.stats.percentiles import compute_summary
+
+    state = config.stash.get(perf_state_key, None)
+    by_fullname = {b.fullname: b for b in benchmarks}
+    for entry in output_json.get("benchmarks", []):
+        bench = by_fullname.get(entry.get("fullname"))
+        if bench is not None and bench.stats.data:
+            summary = compute_summary(list(bench.stats.data)).to_dict()
+            entry["stats"]["percentiles"] = summary["percentiles"]
+        record = state.records.get(entry.get("fullname")) if state else None
+        if record is not None:
+            entry["infersuite"] = {
+                metric: compute_summary(vals).to_dict()
+                for metric, vals in record.metrics.items() if len(vals) > 0}
+
+
+def _run_gate(state: PerfState, records: list[PerfRecord]) -> Any:
+    from infersuite.baseline.gate import compute_gate
+    from infersuite.baseline.store import baseline_run_medians, baseline_samples
+
+    assert state.baseline is not None
+    current = {r.fullname: (r.name, r.primary, r.primary_samples())
+               for r in records if r.primary_samples()}
+    medians = {key: baseline_run_medians(state.baseline, key) for key in current}
+    return compute_gate(baseline_samples(state.baseline), current, medians, state.threshold)
+
+
+def _settings_summary(config: pytest.Config, state: PerfState) -> dict[str, Any]:
+    return {"rounds": state.rounds, "default_latency_rounds": DEFAULT_LATENCY_ROUNDS,
+            "warmup": state.warmup, "regression_threshold": state.threshold,
+            "cpu_threads": state.cpu_threads or "torch default",
+            "device": config.getoption("infer_device"),
+            "baseline": str(state.baseline_path) if state.baseline_path else None}
+
+
+def _finish_run(config: pytest.Config, state: PerfState, records: list[PerfRecord]) -> None:
+    from infersuite.baseline.store import merge_run, save_baseline
+    from infersuite.plugin import get_settings
+    from infersuite.report.document import build_report, save_report
+    from infersuite.report.markdown import render_markdown
+
+    gate = _run_gate(state, records) if state.baseline is not None else None
+    state.regressions = len(gate.regressions) if gate else 0
+    state.report = build_report(
+        records, state.get_fingerprint(), _settings_summary(config, state), gate,
+        str(state.baseline_path) if state.baseline_path else None)
+    paths = save_report(get_settings(config).report_dir, state.report,
+                        render_markdown(state.report))
+    state.written += [f"report: {p}" for p in paths]
+    if state.save_path is not None:
+        data = merge_run(state.save_existing, records, state.get_fingerprint())
+        save_baseline(state.save_path, data)
+        state.written.append(f"baseline saved: {state.save_path} "
+                             f"({len(data['benchmarks'])} benchmarks)")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = session.config.stash.get(perf_state_key, None)
+    if state is None:
+        return
+    records = collect_records(session.config, state)
+    if not records:
+        return
+    _finish_run(session.config, state, records)
+    if state.regressions and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    from infersuite.report.terminal import render_terminal_report
+
+    state = config.stash.get(perf_state_key, None)
+    if state is None or state.report is None:
+        return
+    terminalreporter.section("infersuite perf")
+    for line in render_terminal_report(state.report).splitlines():
+        terminalreporter.write_line(line)
+    for line in state.written:
+        terminalreporter.write_line(line)
+    if state.regressions:
+        terminalreporter.write_line(
+            f"FAILED: {state.regressions} performance regression(s) against "
+            f"{state.baseline_path}; the run exits non-zero", red=True, bold=True)

@@ -1,0 +1,1 @@
+"""Reports: perf results → report.json (versioned), terminal tables, markdown."""

@@ -1,0 +1,148 @@
+"""The report document (``"schema": "infersuite.report/1"``): build, save, load.
+
+Top-level keys: schema, created, fingerprint, timing, settings, benchmarks, series, gate,
+notes. Each benchmark keeps its raw samples per metric next to their summary, so a saved
+run can be re-rendered and re-gated later.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from infersuite.baseline.gate import GateResult, GateRow
+from infersuite.baseline.store import write_atomic
+from infersuite.measure.records import PerfRecord
+from infersuite.measure.scaling import compute_loglog_slope
+from infersuite.stats.percentiles import compute_summary
+
+REPORT_SCHEMA = "infersuite.report/1"
+TIMING_WINDOW = (
+    "E2E: request start (prompt text in hand) -> last token detokenized; includes tokenize, "
+    "pad, prefill, decode and detokenize, whose stage times are reported separately. "
+    "TTFT: request start -> first generated token id available. ITL: gaps between "
+    "consecutive generated tokens (pooled). TPOT: (E2E - TTFT) / (n_generated - 1). "
+    "Output length fixed (min_new_tokens == max_new_tokens, EOS cannot end it)."
+)
+
+
+class ReportError(ValueError):
+    """A report file that cannot be read; the message names the path and the problem."""
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def _summarize(samples: Sequence[float]) -> dict[str, Any] | None:
+    finite = [v for v in samples if isinstance(v, (int, float)) and math.isfinite(v)]
+    return compute_summary(finite).to_dict() if finite else None
+
+
+def build_benchmark_entry(record: PerfRecord) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "fullname": record.fullname,
+        "group": record.group,
+        "primary": record.primary,
+        "source": record.source,
+        "extra": _clean(record.extra),
+        "metrics": {
+            metric: {"unit": "s", "summary": _summarize(samples), "samples": _clean(samples)}
+            for metric, samples in record.metrics.items()
+        },
+    }
+
+
+def build_series(records: Sequence[PerfRecord]) -> list[dict[str, Any]]:
+    """Fit time ∝ size^b per series (records whose extra has "series" and "size")."""
+    points: dict[str, list[tuple[float, float]]] = {}
+    for record in records:
+        series, size = record.extra.get("series"), record.extra.get("size")
+        samples = sorted(record.primary_samples())
+        if series is None or size is None or not samples:
+            continue
+        points.setdefault(series, []).append((float(size), samples[len(samples) // 2]))
+    out = []
+    for series, pts in sorted(points.items()):
+        pts.sort()
+        sizes, medians = [p[0] for p in pts], [p[1] for p in pts]
+        out.append({"series": series, "sizes": sizes, "medians_s": medians,
+                    "exponent": compute_loglog_slope(sizes, medians),
+                    "fit": "least-squares slope of log(median time) on log(size)"})
+    return out
+
+
+def build_gate_row(row: GateRow) -> dict[str, Any]:
+    shift = row.verdict.shift if row.verdict else None
+    return _clean({
+        "key": row.key, "name": row.name, "metric": row.metric, "status": row.status,
+        "baseline_median_s": row.baseline_median, "current_median_s": row.current_median,
+        "median_ratio": shift.median_ratio if shift else None,
+        "ratio_lower": shift.ratio_lower if shift else None,
+        "ratio_upper": shift.ratio_upper if shift else None,
+        "p_value_slower": shift.p_value_slower if shift else None,
+        "p99_ratio": row.verdict.p99_ratio if row.verdict else None,
+        "history_spread": row.history_spread,
+        "threshold": row.verdict.threshold if row.verdict else None,
+        "reason": row.verdict.reason if row.verdict else "not in the baseline",
+    })
+
+
+def build_report(records: Sequence[PerfRecord], fingerprint: dict[str, Any],
+                 settings: dict[str, Any], gate: GateResult | None = None,
+                 baseline_path: str | None = None, notes: Sequence[str] = ()) -> dict[str, Any]:
+    return {
+        "schema": REPORT_SCHEMA,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "fingerprint": fingerprint,
+        "timing": {"window": TIMING_WINDOW, "tokenization_in_e2e": True},
+        "settings": _clean(settings),
+        "benchmarks": [build_benchmark_entry(r) for r in records],
+        "series": build_series(records),
+        "gate": None if gate is None else {
+            "baseline": baseline_path, "threshold": gate.threshold,
+            "rows": [build_gate_row(r) for r in gate.rows]},
+        "notes": list(notes),
+    }
+
+
+def save_report(directory: Path, report: dict[str, Any], markdown: str) -> tuple[Path, Path]:
+    directory = Path(directory)
+    json_path, md_path = directory / "report.json", directory / "report.md"
+    write_atomic(json_path, json.dumps(report, indent=1) + "\n")
+    write_atomic(md_path, markdown)
+    return json_path, md_path
+
+
+def parse_report(path: Path, text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ReportError(f"{path}: not valid JSON (truncated or corrupt? {exc})") from None
+    if not isinstance(data, dict) or data.get("schema") != REPORT_SCHEMA:
+        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
+        raise ReportError(f"{path}: schema is {found!r}, expected {REPORT_SCHEMA!r} "
+                          "(a report.json written by an infersuite perf run)")
+    if not isinstance(data.get("benchmarks"), list):
+        raise ReportError(f"{path}: 'benchmarks' is missing or not a list")
+    return data
+
+
+def load_report(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ReportError(f"{path}: cannot be read ({exc})") from None
+    return parse_report(path, text)

@@ -1,0 +1,30 @@
+"""Throughput (generated tokens/s, requests/s) at a few batch sizes, over measured rounds."""
+
+from __future__ import annotations
+
+import pytest
+
+from infersuite.measure.records import compute_request_metrics
+from infersuite.measure.request import run_timed_request
+
+pytestmark = pytest.mark.perf
+
+N_NEW_TOKENS = 8
+
+
+@pytest.mark.parametrize("batch", [1, 4, 16])
+def test_throughput(benchmark, infer_perf, primary_case, case_request, batch):
+    model, tokenizer, device = primary_case.model, primary_case.tokenizer, primary_case.case.device
+    request = case_request(primary_case, batch)
+    timings = infer_perf.measure(
+        benchmark, lambda: run_timed_request(model, tokenizer, request, N_NEW_TOKENS, device),
+        rounds=infer_perf.rounds(15), warmup_rounds=infer_perf.warmup(2))
+    window_s = sum(t.e2e_s for t in timings)  # measured rounds only; warmup excluded
+    tokens_per_s = batch * N_NEW_TOKENS * len(timings) / window_s
+    requests_per_s = batch * len(timings) / window_s
+    infer_perf.record(
+        compute_request_metrics(timings), primary="e2e_s", group="throughput",
+        extra={**primary_case.context, "batch": batch, "n_new_tokens": N_NEW_TOKENS,
+               "tokens_per_s": tokens_per_s, "requests_per_s": requests_per_s,
+               "headline": f"batch {batch}: {tokens_per_s:.1f} generated tokens/s, "
+                           f"{requests_per_s:.2f} requests/s"})

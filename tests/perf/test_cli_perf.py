@@ -1,0 +1,77 @@
+"""`infersuite compare` and `infersuite report` on files the library writes."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from infersuite.baseline.store import merge_run, save_baseline
+from infersuite.cli import main
+from infersuite.measure.records import PerfRecord
+from infersuite.report.document import build_report, save_report
+from infersuite.report.markdown import render_markdown
+
+FP = {"slug": "cpu-test-2c", "versions": {}, "git_commit": None}
+
+
+def _records(scale: float, seed: int) -> list[PerfRecord]:
+    rng = random.Random(seed)
+    slow = [0.010 * scale * (1 + 0.02 * rng.random()) for _ in range(60)]
+    steady = [0.020 * (1 + 0.02 * rng.random()) for _ in range(60)]
+    return [PerfRecord("test_slow", "t.py::test_slow", "e2e_s", {"e2e_s": slow}),
+            PerfRecord("test_steady", "t.py::test_steady", "e2e_s", {"e2e_s": steady})]
+
+
+def _write_report(directory, scale, seed):
+    report = build_report(_records(scale, seed), FP, {})
+    return save_report(directory, report, render_markdown(report))[0]
+
+
+@pytest.fixture
+def runs(tmp_path):
+    base = _write_report(tmp_path / "a", 1.0, 1)
+    same = _write_report(tmp_path / "b", 1.0, 2)
+    slower = _write_report(tmp_path / "c", 1.3, 3)
+    baseline = tmp_path / "baseline.json"
+    save_baseline(baseline, merge_run(None, _records(1.0, 4), FP))
+    return base, same, slower, baseline
+
+
+def test_compare_renders_side_by_side(runs, capsys):
+    base, _same, slower, baseline = runs
+    assert main(["compare", str(base), str(slower), str(baseline)]) == 0
+    out = capsys.readouterr().out
+    assert "[1]/[0] p50" in out
+    assert "[2]/[0] p50" in out
+    assert "test_slow" in out
+    assert "1.3" in out
+
+
+def test_fail_on_regression_exit_codes(runs, capsys):
+    base, same, slower, baseline = runs
+    assert main(["compare", str(base), str(same), "--fail-on-regression"]) == 0
+    assert main(["compare", str(baseline), str(slower), "--fail-on-regression"]) == 1
+    out = capsys.readouterr().out
+    assert "REGRESSION [1] test_slow" in out
+    assert "REGRESSION [1] test_steady" not in out
+
+
+def test_report_rerenders_a_saved_run(runs, capsys):
+    assert main(["report", str(runs[0])]) == 0
+    assert "p50 ms [95% CI]" in capsys.readouterr().out
+    assert main(["report", str(runs[0]), "--markdown"]) == 0
+    assert capsys.readouterr().out.startswith("# infersuite perf report")
+
+
+@pytest.mark.parametrize("content", ["", '{"schema": "infersuite.report/1", "bench',
+                                     json.dumps({"schema": "nope"})])
+@pytest.mark.parametrize("command", ["compare", "report"])
+def test_bad_file_is_exit_2_with_a_message(tmp_path, capsys, content, command):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    assert main([command, str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err
+    assert "Traceback" not in err

@@ -1,0 +1,169 @@
+"""The perf plugin end to end in pytester runs: reports, baselines, the regression gate."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+BENCH_FILE = """
+import time
+import pytest
+
+pytestmark = pytest.mark.perf
+
+def test_fast(benchmark, work_s):
+    benchmark.pedantic(time.sleep, args=(work_s,), rounds=40, iterations=1, warmup_rounds=2)
+
+def test_steady(benchmark):
+    benchmark.pedantic(time.sleep, args=(0.002,), rounds=40, iterations=1, warmup_rounds=2)
+"""
+CONFTEST = """
+import pytest
+
+@pytest.fixture
+def work_s():
+    return 0.002 * {factor}
+"""
+
+
+@pytest.fixture
+def bench_dir(pytester):
+    pytester.makepyfile(test_bench=BENCH_FILE)
+    pytester.makeconftest(CONFTEST.format(factor=1.0))
+    return pytester
+
+
+def _run(pytester, *args):
+    return pytester.runpytest("-p", "no:cacheprovider", "--infer-device", "cpu",
+                              "--infer-report-dir", "rep", *args)
+
+
+def test_report_files_and_benchmark_json_hooks(bench_dir):
+    result = _run(bench_dir, "--benchmark-json", "bench.json")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*infersuite perf*", "*test_fast*round_s*40*"])
+    report = json.loads((bench_dir.path / "rep" / "report.json").read_text())
+    assert report["schema"] == "infersuite.report/1"
+    assert {"fingerprint", "benchmarks", "timing", "gate", "series"} <= set(report)
+    fast = next(b for b in report["benchmarks"] if b["name"] == "test_fast")
+    assert len(fast["metrics"]["round_s"]["samples"]) == 40
+    assert (bench_dir.path / "rep" / "report.md").read_text().startswith("# infersuite")
+    bench = json.loads((bench_dir.path / "bench.json").read_text())
+    assert bench["machine_info"]["infersuite"]["slug"] == report["fingerprint"]["slug"]
+    p99 = bench["benchmarks"][0]["stats"]["percentiles"]["p99"]
+    assert p99["enough_samples"] is False
+    assert p99["lower"] is not None
+
+
+def test_gate_a_a_passes_and_a_b_fails_naming_the_benchmark(bench_dir):
+    base = str(bench_dir.path / "baseline.json")
+    _run(bench_dir, "--infer-save-baseline", base).assert_outcomes(passed=2)
+    same = _run(bench_dir, "--infer-baseline", base)
+    assert same.ret == 0, same.stdout.str()
+    same.stdout.fnmatch_lines(["*regression gate vs*"])
+    bench_dir.makeconftest(CONFTEST.format(factor=1.3))
+    slow = _run(bench_dir, "--infer-baseline", base)
+    slow.assert_outcomes(passed=2)
+    assert slow.ret == pytest.ExitCode.TESTS_FAILED
+    slow.stdout.fnmatch_lines(["*PERFORMANCE REGRESSION*", "*test_fast*regression*+*%*",
+                               "*FAILED: 1 performance regression*"])
+    assert "test_steady  " not in "\n".join(
+        line for line in slow.outlines if "regression  " in line)
+
+
+@pytest.mark.parametrize("content", ['{"schema": "infersuite.baseline/1", "bench', "",
+                                     '{"schema": "other/9"}'])
+@pytest.mark.parametrize("option", ["--infer-baseline", "--infer-save-baseline"])
+def test_bad_baseline_is_a_usage_error_and_left_untouched(bench_dir, content, option):
+    path = bench_dir.path / "baseline.json"
+    path.write_text(content)
+    before = path.read_bytes()
+    result = _run(bench_dir, option, str(path))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*baseline {path}:*left untouched*"])
+    assert path.read_bytes() == before
+
+
+def test_baseline_from_another_device_is_refused_unless_asked(bench_dir):
+    base = bench_dir.path / "baseline.json"
+    _run(bench_dir, "--infer-save-baseline", str(base)).assert_outcomes(passed=2)
+    data = json.loads(base.read_text())
+    data["fingerprint"]["slug"] = "nvidia-h100-80gb-hbm3"
+    base.write_text(json.dumps(data))
+    refused = _run(bench_dir, "--infer-baseline", str(base))
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stderr.fnmatch_lines(["*recorded on 'nvidia-h100-80gb-hbm3'*any-device*"])
+    accepted = _run(bench_dir, "--infer-baseline", str(base), "--infer-baseline-any-device")
+    accepted.assert_outcomes(passed=2)
+
+
+def test_save_twice_keeps_two_runs(bench_dir):
+    base = bench_dir.path / "baseline.json"
+    for _ in range(2):
+        _run(bench_dir, "--infer-save-baseline", str(base), "-k", "steady")
+    entry = next(iter(json.loads(base.read_text())["benchmarks"].values()))
+    assert len(entry["runs"]) == 2
+    assert len(entry["samples"]) == 40
+
+
+def test_options_are_in_help(pytester):
+    result = pytester.runpytest("--help")
+    result.stdout.fnmatch_lines(["*--infer-rounds=N*", "*--infer-baseline=PATH*",
+                                 "*--infer-regression-threshold=FRACTION*"])
+
+
+def test_bad_rounds_value_fails_at_parse_time(pytester):
+    result = pytester.runpytest("--infer-rounds", "zero")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--infer-rounds*'zero' is not an integer*"])
+
+
+REAL_FILE = """
+import pytest
+from infersuite.measure.records import compute_request_metrics
+from infersuite.measure.request import RequestInput, run_timed_request
+
+pytestmark = pytest.mark.perf
+
+def test_llama(benchmark, infer_perf, infer_case):
+    request = RequestInput(None, ((17, 18, 19, 20, 21, 22),))
+    timings = infer_perf.measure(
+        benchmark, lambda: run_timed_request(infer_case.model, None, request, 6, "cpu"),
+        rounds=infer_perf.rounds(80), warmup_rounds=2)
+    infer_perf.record(compute_request_metrics(timings), primary="e2e_s")
+"""
+SLOW_MODEL_CONFTEST = """
+import time
+import pytest
+
+@pytest.fixture(autouse=True)
+def slower_model(request, monkeypatch):
+    case = request.getfixturevalue("infer_case")
+    forward = case.model.forward
+
+    def slow_forward(*args, **kwargs):
+        start = time.perf_counter()
+        out = forward(*args, **kwargs)
+        time.sleep(1.0 * (time.perf_counter() - start))  # 2x slower per forward pass
+        return out
+
+    monkeypatch.setattr(case.model, "forward", slow_forward)
+"""
+
+
+def test_real_model_a_a_then_a_b(pytester):
+    """A real model between separate runs on a shared 2-core host drifts by up to ~30%
+    (the noise DESIGN.md describes), so this pair gates at 35% and slows the model 2x; the
+    sleep-based pair above checks the default 5% gate against a 30% slowdown."""
+    pytester.makepyfile(test_real=REAL_FILE)
+    args = ("--infer-model", "llama-tiny", "--infer-rounds", "40",
+            "--infer-regression-threshold", "0.35")
+    base = str(pytester.path / "base.json")
+    _run(pytester, *args, "--infer-save-baseline", base).assert_outcomes(passed=1)
+    same = _run(pytester, *args, "--infer-baseline", base)
+    assert same.ret == 0, same.stdout.str()
+    pytester.makeconftest(SLOW_MODEL_CONFTEST)
+    slow = _run(pytester, *args, "--infer-baseline", base)
+    assert slow.ret == pytest.ExitCode.TESTS_FAILED, slow.stdout.str()
+    slow.stdout.fnmatch_lines(["*test_llama[[]llama-tiny-float32-cpu[]]*e2e_s*regression*"])

@@ -47,7 +47,8 @@ def test_cache_continuation(infer_case):
 
 
 def test_cache_shape_and_bytes(infer_case):
-    """(batch, kv_heads, seq, head_dim) per layer; bytes = 2·layers·kv_heads·head_dim·bytes·tokens."""
+    """Per layer (batch, kv_heads, seq, head_dim); bytes =
+    2 · layers · kv_heads · head_dim · bytes_per_element · tokens."""
     prompts = infer_case.prompt_ids()
     ids, mask = hf.pad_left(prompts, hf.pad_id_of(infer_case.model), infer_case.case.device)
     _, cache = hf.prefill(infer_case.model, ids, mask)

@@ -13,7 +13,7 @@ import pytest
 
 # Import what the conftests patch in this process first: in-process pytester runs
 # restore sys.modules afterwards, which would half-unload transformers' lazy modules.
-import transformers.cache_utils  # noqa: F401
+import transformers.cache_utils
 import transformers.models.llama.modeling_llama  # noqa: F401
 
 PATCHES = {

@@ -145,7 +145,7 @@ def slower_model(request, monkeypatch):
     def slow_forward(*args, **kwargs):
         start = time.perf_counter()
         out = forward(*args, **kwargs)
-        time.sleep(1.0 * (time.perf_counter() - start))  # 2x slower per forward pass
+        time.sleep(0.3 * (time.perf_counter() - start))  # 30% slower per forward pass
         return out
 
     monkeypatch.setattr(case.model, "forward", slow_forward)
@@ -153,14 +153,14 @@ def slower_model(request, monkeypatch):
 
 
 def test_real_model_a_a_then_a_b(pytester):
-    """A real model between separate runs on a shared 2-core host drifts by up to ~30%
-    (the noise DESIGN.md describes), so this pair gates at 35% and slows the model 2x; the
-    sleep-based pair above checks the default 5% gate against a 30% slowdown."""
+    """The issue's pair on llama-tiny with the default 5% gate: the baseline is saved
+    twice, so its recorded between-run spread sizes the threshold (DESIGN.md's rule for
+    noisy hosts); the same code then passes and a model made 30% slower fails."""
     pytester.makepyfile(test_real=REAL_FILE)
-    args = ("--infer-model", "llama-tiny", "--infer-rounds", "40",
-            "--infer-regression-threshold", "0.35")
+    args = ("--infer-model", "llama-tiny", "--infer-rounds", "60")
     base = str(pytester.path / "base.json")
-    _run(pytester, *args, "--infer-save-baseline", base).assert_outcomes(passed=1)
+    for _ in range(2):
+        _run(pytester, *args, "--infer-save-baseline", base).assert_outcomes(passed=1)
     same = _run(pytester, *args, "--infer-baseline", base)
     assert same.ret == 0, same.stdout.str()
     pytester.makeconftest(SLOW_MODEL_CONFTEST)

@@ -82,7 +82,8 @@ def load_checkpoint(
         ) from exc
     tokenizer_dir = find_tokenizer_dir(str(path))
     tokenizer = load_tokenizer(tokenizer_dir) if tokenizer_dir else None
-    return model.to(device).eval(), tokenizer
+    model.to(device)
+    return model.eval(), tokenizer
 
 
 def find_tokenizer_dir(spec: str) -> Path | None:

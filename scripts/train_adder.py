@@ -10,6 +10,8 @@ model's answer to every held-out problem plus a logits fingerprint).
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import random
 import time
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from infersuite.models.adder import (
     format_answer,
     format_prompt,
     heldout_problems,
+    load_adder,
     save_golden,
     train_problems,
 )
@@ -79,7 +82,6 @@ def build_model(tokenizer: PreTrainedTokenizerBase, settings: TrainSettings) -> 
         num_attention_heads=settings.num_heads,
         num_key_value_heads=settings.num_heads,
         max_position_embeddings=32,
-        rope_theta=10000.0,
         tie_word_embeddings=False,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -166,6 +168,15 @@ def train(
     model.eval()
 
 
+def pin_tokenizer_class(out_dir: Path) -> None:
+    """Name the class every transformers 5.x knows (5.23 writes "TokenizersBackend",
+    which older 5.x releases such as the GPU image's 5.17 may not resolve)."""
+    config_path = out_dir / "tokenizer_config.json"
+    config = json.loads(config_path.read_text())
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"
+    config_path.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+
+
 def main() -> None:
     out_dir, settings = parse_args()
     started_s = time.perf_counter()
@@ -175,20 +186,28 @@ def main() -> None:
     n_params = sum(p.numel() for p in model.parameters())
     train_set, heldout_set = train_problems(), heldout_problems()
     print(f"{n_params} parameters; {len(train_set)} train / {len(heldout_set)} held-out problems")
-    train(model, encode_dataset(tokenizer, train_set), encode_dataset(tokenizer, heldout_set), settings)
+    train(
+        model,
+        encode_dataset(tokenizer, train_set),
+        encode_dataset(tokenizer, heldout_set),
+        settings,
+    )
     train_s = time.perf_counter() - started_s
 
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
-    golden = compute_golden(model, tokenizer)
-    save_golden(golden, out_dir)
-    result = evaluate_accuracy(model, tokenizer, heldout_set)
+    pin_tokenizer_class(out_dir)
+    # Score what was written, not what is in memory, so the golden file proves the round trip.
+    saved_model, saved_tokenizer = load_adder(out_dir, dtype=torch.float32, device="cpu")
+    save_golden(compute_golden(saved_model, saved_tokenizer), out_dir)
+    result = evaluate_accuracy(saved_model, saved_tokenizer, heldout_set)
     print(f"held-out greedy exact match: {result.correct}/{result.total} = {result.accuracy:.4f}")
     for prompt, expected, got in result.wrong[:20]:
         print(f"  wrong: {prompt}{got!r} (expected {expected!r})")
     print(f"training {train_s:.1f} s; total wall time {time.perf_counter() - started_s:.1f} s")
-    print(f"wrote {out_dir}")
+    weights_sha256 = hashlib.sha256((out_dir / "model.safetensors").read_bytes()).hexdigest()
+    print(f"wrote {out_dir}; model.safetensors sha256 {weights_sha256}")
 
 
 if __name__ == "__main__":

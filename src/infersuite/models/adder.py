@@ -1,4 +1,4 @@
-"""The integer-addition task and its tiny Llama: problems, split, tokenizer, loading, scoring, golden."""
+"""Integer-addition task and its tiny Llama: problems, split, tokenizer, loading, scoring."""
 
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ def load_adder(
 
     adder_dir = _resolve_adder_dir(path)
     model = AutoModelForCausalLM.from_pretrained(adder_dir, dtype=dtype or torch.float32)
-    model.to(device).eval()
+    torch.nn.Module.to(model, device).eval()
     tokenizer = AutoTokenizer.from_pretrained(adder_dir)
     tokenizer.padding_side = "left"
     return model, tokenizer
@@ -154,12 +154,16 @@ def generate_answers(
     import torch
 
     device = device if device is not None else model.device
+    # Typed as Any: mypy resolves model.generate through nn.Module.__getattr__ as a Tensor.
+    generate: Any = model.generate
     answers: list[str] = []
     for start in range(0, len(prompts), batch_size):
-        batch = tokenizer(list(prompts[start : start + batch_size]), return_tensors="pt", padding=True)
+        batch = tokenizer(
+            list(prompts[start : start + batch_size]), return_tensors="pt", padding=True
+        )
         batch = batch.to(device)
         with torch.inference_mode():
-            output_ids = model.generate(
+            output_ids = generate(
                 **batch,
                 do_sample=False,
                 max_new_tokens=MAX_ANSWER_TOKENS,
@@ -174,7 +178,7 @@ def generate_answers(
 def _decode_until_eos(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> str:
     if tokenizer.eos_token_id in ids:
         ids = ids[: ids.index(tokenizer.eos_token_id)]
-    return tokenizer.decode(ids, skip_special_tokens=True)
+    return str(tokenizer.decode(ids, skip_special_tokens=True))
 
 
 def evaluate_accuracy(
@@ -235,9 +239,9 @@ def load_golden(path: str | os.PathLike[str] | None = None) -> dict[str, Any]:
 
 
 def save_golden(golden: dict[str, Any], adder_dir: str | os.PathLike[str]) -> Path:
-    """Write golden.json (sorted keys, stable formatting) into ``adder_dir``."""
+    """Write golden.json (insertion order, stable formatting) into ``adder_dir``."""
     golden_path = Path(adder_dir) / "golden.json"
-    golden_path.write_text(json.dumps(golden, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    golden_path.write_text(json.dumps(golden, indent=1) + "\n", encoding="utf-8")
     return golden_path
 
 
@@ -280,7 +284,9 @@ def compare_with_golden(
         for prompt, want in expected_answers.items()
         if answers.get(prompt) != want
     ]
-    logit_mismatches, max_diff = _compare_fingerprints(golden["fingerprint"], fingerprint, logits_atol)
+    logit_mismatches, max_diff = _compare_fingerprints(
+        golden["fingerprint"], fingerprint, logits_atol
+    )
     return GoldenComparison(answer_mismatches, logit_mismatches, max_diff)
 
 
@@ -288,7 +294,9 @@ def _compare_fingerprints(
     expected: dict[str, Any], actual: dict[str, Any], atol: float
 ) -> tuple[list[str], float]:
     if expected["prompts"] != actual["prompts"]:
-        return [f"prompts differ: golden {expected['prompts']}, got {actual['prompts']}"], float("inf")
+        return [f"prompts differ: golden {expected['prompts']}, got {actual['prompts']}"], float(
+            "inf"
+        )
     mismatches: list[str] = []
     max_diff = 0.0
     rows = zip(expected["prompts"], expected["last_logits"], actual["last_logits"], strict=True)

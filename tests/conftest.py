@@ -17,7 +17,9 @@ def copy_suite_module(pytester: pytest.Pytester):
 
     def copy(relative: str) -> Path:
         source = SUITE / relative
-        target = pytester.path / source.name
+        # A distinct basename: the outer session may already have imported the
+        # original module, and pytest refuses two test modules of one name.
+        target = pytester.path / source.name.replace("test_", "test_copied_", 1)
         target.write_text(source.read_text())
         return target
 

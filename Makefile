@@ -22,9 +22,22 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest tests suite -m "not gpu and not slow and not perf" -p no:cacheprovider
 
+# The perf suite on the embedded default, then this run against the committed
+# baseline of this device (shown, not gated: `--infer-baseline` gates).
 bench: $(STAMP)
+	rm -rf reports/latest
 	$(BIN)/pytest suite -m "perf and not gpu and not slow" -p no:cacheprovider \
 		--infer-report-dir reports/latest $(BENCH_ARGS)
+	@slug=$$($(BIN)/python -c "from infersuite.baseline.fingerprint import compute_fingerprint; print(compute_fingerprint()['slug'])"); \
+	if [ -f baselines/$$slug.json ]; then \
+		echo "== this run vs baselines/$$slug.json"; \
+		$(BIN)/infersuite compare baselines/$$slug.json reports/latest/report.json; \
+	else \
+		echo "no baseline for this device ($$slug) in baselines/; save one with:"; \
+		echo "  make bench BENCH_ARGS=--infer-save-baseline=baselines/$$slug.json"; \
+	fi
+	@echo "== knee (reports/latest/knee.md)"
+	@$(BIN)/infersuite report reports/latest/knee.json
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[lint]"

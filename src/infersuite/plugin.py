@@ -11,7 +11,9 @@ import pytest
 from infersuite.options import Case, OptionError, Settings, parse_settings
 
 # Feature plugins wired by this entry point; each owns its options and hooks.
-pytest_plugins: list[str] = ["infersuite.pytest_perf", "infersuite.pytest_formats"]
+pytest_plugins: list[str] = [
+    "infersuite.pytest_perf", "infersuite.pytest_formats", "infersuite.pytest_knee",
+]
 
 MARKERS = {
     "conformance": "checks that the inference pipeline computes the right thing",

@@ -1,8 +1,9 @@
-"""`infersuite report RUN.json`: re-render a saved run (terminal tables, or --markdown)."""
+"""`infersuite report RUN.json|knee.json`: re-render a saved run or knee report."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,8 @@ from infersuite.report.terminal import render_terminal_report
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "report", help="re-render a saved perf run (report.json)",
-        description="Print the percentile tables of a report.json written by a perf run.")
+        description="Print the percentile tables of a report.json written by a perf run, "
+                    "or the knee tables of a knee.json written by the batch sweep.")
     parser.add_argument("report_json", metavar="RUN.json", type=Path)
     parser.add_argument("--markdown", action="store_true", help="print report.md's markdown")
     parser.add_argument("--all-metrics", action="store_true",
@@ -23,7 +25,37 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run_report)
 
 
+KNEE_SCHEMA_PREFIX = "infersuite.knee/"
+
+
+def _read_schema(path: Path) -> str | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # load_report below gives the precise error
+    return data.get("schema") if isinstance(data, dict) else None
+
+
+def run_knee_report(path: Path, markdown: bool) -> int:
+    from infersuite.report.knee_document import render_knee_terminal
+
+    if markdown:
+        md_path = path.with_name("knee.md")
+        if not md_path.is_file():
+            print(f"infersuite report: {md_path}: not found next to {path.name}", file=sys.stderr)
+            return 2
+        print(md_path.read_text())
+        return 0
+    print(render_knee_terminal(json.loads(path.read_text())))
+    for plot in sorted(path.parent.glob("knee_*.png")):
+        print(f"plot: {plot}")
+    return 0
+
+
 def run_report(args: argparse.Namespace) -> int:
+    schema = _read_schema(args.report_json)
+    if schema is not None and str(schema).startswith(KNEE_SCHEMA_PREFIX):
+        return run_knee_report(args.report_json, args.markdown)
     try:
         report = load_report(args.report_json)
     except ReportError as exc:

@@ -1,0 +1,128 @@
+"""In-run calibration of a device: GEMM FLOP/s and device-to-device copy bytes/s.
+
+GEMM: ``c = a @ b`` with square n x n operands, FLOPs = 2·n³ (bf16 n=8192 on CUDA,
+fp32 n=1024 on the CPU). Copy: ``dst.copy_(src)``, bytes = 2·numel·element size (read +
+write). Each is warmed up, then timed per round (CUDA events on a GPU, perf_counter on
+the CPU); the figure kept is the best round (a peak is what the hardware *can* do), the
+median is kept alongside.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from infersuite.stats.roofline import compute_copy_bytes, compute_gemm_flops, compute_rate
+
+GEMM_N = {"cuda": 8192, "cpu": 1024}
+GEMM_DTYPE = {"cuda": "bfloat16", "cpu": "float32"}
+COPY_BYTES = {"cuda": 1 << 30, "cpu": 128 << 20}
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Measured peaks of one device; rates are from the best round, medians for spread."""
+
+    device: str
+    gemm_dtype: str
+    gemm_n: int
+    flops_per_s: float
+    flops_per_s_median: float
+    copy_bytes: int
+    bytes_per_s: float
+    bytes_per_s_median: float
+    rounds: int
+    timer: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _kind(device: str) -> str:
+    return "cuda" if str(device).startswith("cuda") else "cpu"
+
+
+def time_device_op(fn: Callable[[], Any], device: str, rounds: int, warmup: int) -> list[float]:
+    """Seconds per call of ``fn``: CUDA events around each call on a GPU, else perf_counter."""
+    import torch
+
+    for _ in range(warmup):
+        fn()
+    if _kind(device) == "cuda":
+        torch.cuda.synchronize(device)
+        pairs = []
+        for _ in range(rounds):
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            pairs.append((start, end))
+        torch.cuda.synchronize(device)
+        return [s.elapsed_time(e) / 1e3 for s, e in pairs]
+    times = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def measure_gemm(device: str, n: int, dtype: str, rounds: int, warmup: int) -> list[float]:
+    """Seconds per n x n x n matmul (halving n on CUDA out-of-memory is the caller's job)."""
+    import torch
+
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(n, n, generator=gen).to(device=device, dtype=getattr(torch, dtype))
+    b = torch.randn(n, n, generator=gen).to(device=device, dtype=getattr(torch, dtype))
+    out = torch.empty_like(a)
+    with torch.inference_mode():
+        return time_device_op(lambda: torch.matmul(a, b, out=out), device, rounds, warmup)
+
+
+def measure_copy(device: str, nbytes: int, rounds: int, warmup: int) -> tuple[int, list[float]]:
+    """(numel, seconds per ``dst.copy_(src)``) for a float32 tensor of about ``nbytes``."""
+    import torch
+
+    numel = max(1, nbytes // 4)
+    src = torch.ones(numel, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    return numel, time_device_op(lambda: dst.copy_(src), device, rounds, warmup)
+
+
+def run_calibration(device: str, rounds: int = 5, warmup: int = 2,
+                    gemm_n: int | None = None, copy_bytes: int | None = None) -> Calibration:
+    """GEMM FLOP/s and copy bytes/s of ``device``; on CUDA out-of-memory the sizes halve."""
+    import torch
+
+    kind = _kind(device)
+    n = gemm_n or GEMM_N[kind]
+    dtype = GEMM_DTYPE[kind]
+    nbytes = copy_bytes or COPY_BYTES[kind]
+    while True:
+        try:
+            gemm_s = measure_gemm(device, n, dtype, rounds, warmup)
+            numel, copy_s = measure_copy(device, nbytes, rounds, warmup)
+            break
+        except torch.cuda.OutOfMemoryError:
+            if n <= 1024:
+                raise
+            torch.cuda.empty_cache()
+            n, nbytes = n // 2, nbytes // 2
+    flops = compute_gemm_flops(n, n, n)
+    moved = compute_copy_bytes(numel, 4)
+    return Calibration(
+        device=device,
+        gemm_dtype=dtype,
+        gemm_n=n,
+        flops_per_s=compute_rate(flops, min(gemm_s)),
+        flops_per_s_median=compute_rate(flops, statistics.median(gemm_s)),
+        copy_bytes=moved,
+        bytes_per_s=compute_rate(moved, min(copy_s)),
+        bytes_per_s_median=compute_rate(moved, statistics.median(copy_s)),
+        rounds=rounds,
+        timer="cuda:events" if kind == "cuda" else "host:perf_counter",
+    )

@@ -1,0 +1,145 @@
+"""Knee plots from a knee.json document: latency vs throughput, and percentiles vs batch.
+
+matplotlib is imported lazily (Agg backend); without it ``render_knee_plots`` returns no
+paths and a hint, and the tables are rendered as usual.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from infersuite.report.knee_document import PLOT_HINT
+
+LATENCY_THROUGHPUT = "knee_latency_throughput"
+LATENCY_BATCH = "knee_latency_batch"
+_KNEE_STYLE = {  # method -> (label, marker, colour)
+    "slo": ("SLO knee", "*", "tab:red"),
+    "power": ("power knee", "D", "tab:green"),
+    "kneedle": ("Kneedle (diagnostic)", "X", "tab:purple"),
+}
+
+
+def _load_pyplot() -> Any | None:
+    try:
+        import matplotlib
+    except ImportError:
+        return None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _ok_points(sweep: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for p in sweep["points"] if p["status"] == "ok" and p.get("latency_s")]
+
+
+def _pct_ms(point: dict[str, Any], label: str, key: str = "value") -> float | None:
+    value = point["latency_s"]["percentiles"][label].get(key)
+    return None if value is None else value * 1e3
+
+
+def _knee_batches(sweep: dict[str, Any]) -> dict[str, int | None]:
+    knee = sweep["knee"]
+    return {"slo": knee["slo_knee"]["batch_size"], "power": knee["power_knee"]["batch_size"],
+            "kneedle": knee["kneedle"].get("batch_size")}
+
+
+def _slo_ms(sweep: dict[str, Any]) -> float | None:
+    slo = (sweep["knee"]["slo_knee"].get("detail") or {}).get("slo")
+    return None if slo is None else slo * 1e3
+
+
+def _plot_latency_throughput(ax: Any, sweep: dict[str, Any], colour: str) -> None:
+    pts = _ok_points(sweep)
+    xs = [p["tokens_per_s"] for p in pts]
+    p50 = [_pct_ms(p, "p50") for p in pts]
+    p99 = [_pct_ms(p, "p99") for p in pts]
+    low = [max(0.0, v - (_pct_ms(p, "p99", "lower") or v)) for p, v in zip(pts, p99, strict=True)]
+    high = [(_pct_ms(p, "p99", "upper") or v) - v for p, v in zip(pts, p99, strict=True)]
+    ax.plot(xs, p50, "o-", color=colour, label=f"{sweep['id']} p50")
+    ax.errorbar(xs, p99, yerr=[low, high], fmt="s--", color=colour, alpha=0.7, capsize=3,
+                label=f"{sweep['id']} p99 (95% CI)")
+    for p, x, y in zip(pts, xs, p50, strict=True):
+        ax.annotate(f"b={p['batch_size']}", (x, y), textcoords="offset points", xytext=(4, -12),
+                    fontsize=7, color="dimgray")
+    by_batch = {p["batch_size"]: (x, y) for p, x, y in zip(pts, xs, p99, strict=True)}
+    for method, batch in _knee_batches(sweep).items():
+        if batch in by_batch:
+            label, marker, knee_colour = _KNEE_STYLE[method]
+            x, y = by_batch[batch]
+            ax.plot([x], [y], marker, color=knee_colour, markersize=14, markerfacecolor="none",
+                    markeredgewidth=2, label=f"{label}: batch {batch}")
+            ax.annotate(f"{label}\nb={batch}", (x, y), textcoords="offset points",
+                        xytext=(-10, 12), fontsize=8, color=knee_colour, ha="right")
+    slo = _slo_ms(sweep)
+    if slo is not None:
+        ax.axhline(slo, color="tab:red", linestyle=":", linewidth=1,
+                   label=f"SLO {slo:.1f} ms (p99)")
+
+
+def _plot_latency_batch(ax: Any, sweep: dict[str, Any]) -> None:
+    pts = _ok_points(sweep)
+    xs = [p["batch_size"] for p in pts]
+    for label, style in (("p50", "o-"), ("p90", "^-"), ("p99", "s-")):
+        ax.plot(xs, [_pct_ms(p, label) for p in pts], style, label=f"{sweep['id']} {label}")
+    slo = _slo_ms(sweep)
+    if slo is not None:
+        ax.axhline(slo, color="tab:red", linestyle=":", linewidth=1, label=f"SLO {slo:.1f} ms")
+    for method, batch in _knee_batches(sweep).items():
+        if batch is not None:
+            label, _, colour = _KNEE_STYLE[method]
+            ax.axvline(batch, color=colour, linestyle="--", linewidth=1,
+                       label=f"{label}: batch {batch}")
+    failed = [p for p in sweep["points"] if p["status"] != "ok"]
+    for p in failed:
+        ax.axvline(p["batch_size"], color="black", linestyle="-.", linewidth=1,
+                   label=f"batch {p['batch_size']}: {p['status']}")
+
+
+def _save(fig: Any, out_dir: Path, stem: str) -> list[Path]:
+    paths = []
+    for ext in ("png", "svg"):
+        path = out_dir / f"{stem}.{ext}"
+        tmp = out_dir / f".{stem}.{os.getpid()}.tmp.{ext}"
+        fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+def render_knee_plots(doc: dict[str, Any], out_dir: Path) -> tuple[list[Path], str]:
+    """Write both plots as PNG and SVG into ``out_dir``; returns (paths, note for the report)."""
+    plt = _load_pyplot()
+    if plt is None:
+        return [], PLOT_HINT
+    sweeps = [s for s in doc["sweeps"] if _ok_points(s)]
+    if not sweeps:
+        return [], "plots skipped: no sweep has an ok point"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    paths: list[Path] = []
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for i, sweep in enumerate(sweeps):
+        _plot_latency_throughput(ax, sweep, colours[i % len(colours)])
+    ax.set_xlabel("throughput (generated tokens/s)")
+    ax.set_ylabel("per-request latency, E2E (ms)")
+    ax.set_title("Latency vs throughput across batch sizes")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    paths += _save(fig, out_dir, LATENCY_THROUGHPUT)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    for sweep in sweeps:
+        _plot_latency_batch(ax, sweep)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("batch size (log2)")
+    ax.set_ylabel("per-request latency, E2E (ms)")
+    ax.set_title("Latency percentiles vs batch size")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    paths += _save(fig, out_dir, LATENCY_BATCH)
+    plt.close(fig)
+    return paths, ""

@@ -130,7 +130,7 @@ def test_llama(benchmark, infer_perf, infer_case):
     request = RequestInput(None, ((17, 18, 19, 20, 21, 22),))
     timings = infer_perf.measure(
         benchmark, lambda: run_timed_request(infer_case.model, None, request, 6, "cpu"),
-        rounds=infer_perf.rounds(80), warmup_rounds=2)
+        rounds=infer_perf.rounds(80), warmup_rounds=10)
     infer_perf.record(compute_request_metrics(timings), primary="e2e_s")
 """
 SLOW_MODEL_CONFTEST = """
@@ -152,18 +152,51 @@ def slower_model(request, monkeypatch):
 """
 
 
+# A 30% slowdown is resolvable only while the recorded between-run spread (which the
+# gate takes as its threshold when larger than 5%) stays well under 30%.
+MAX_RESOLVABLE_SPREAD = 0.20
+
+
+def _recorded_spread(baseline_path: str) -> float:
+    from infersuite.stats.compare import compute_history_spread
+
+    with open(baseline_path) as handle:
+        data = json.load(handle)
+    (entry,) = data["benchmarks"].values()
+    return compute_history_spread([run["median"] for run in entry["runs"]])
+
+
+def _run_subprocess(pytester, *args):
+    """A fresh process per run, as in CI: in-process runs accumulate state that slows
+    later runs of a real model and would read as a regression."""
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--infer-device", "cpu",
+                                         "--infer-report-dir", "rep", *args)
+
+
+@pytest.mark.slow
 def test_real_model_a_a_then_a_b(pytester):
     """The issue's pair on llama-tiny with the default 5% gate: the baseline is saved
     twice, so its recorded between-run spread sizes the threshold (DESIGN.md's rule for
-    noisy hosts); the same code then passes and a model made 30% slower fails."""
+    noisy hosts); the same code then passes and a model made 30% slower fails.
+
+    Marked slow (about 45 s, four fresh processes) and left out of `make test`: on the
+    2-core CI host a real model's median moved 17-51% between runs, so the pair skipped
+    or false-alarmed in 3 of 5 tries there. The sleep-based pair above holds the gate in
+    CI; run this one on a quiet machine with `pytest tests -m slow`."""
     pytester.makepyfile(test_real=REAL_FILE)
     args = ("--infer-model", "llama-tiny", "--infer-rounds", "60")
     base = str(pytester.path / "base.json")
     for _ in range(2):
-        _run(pytester, *args, "--infer-save-baseline", base).assert_outcomes(passed=1)
-    same = _run(pytester, *args, "--infer-baseline", base)
+        _run_subprocess(pytester, *args, "--infer-save-baseline", base).assert_outcomes(passed=1)
+    spread = _recorded_spread(base)
+    if spread > MAX_RESOLVABLE_SPREAD:
+        pytest.skip(f"this host is too noisy to resolve a 30% slowdown across runs: the two "
+                    f"baseline runs' medians differ by {spread:.0%} (> "
+                    f"{MAX_RESOLVABLE_SPREAD:.0%}), and the gate never uses a threshold "
+                    "below that spread; rerun on a quiet machine")
+    same = _run_subprocess(pytester, *args, "--infer-baseline", base)
     assert same.ret == 0, same.stdout.str()
     pytester.makeconftest(SLOW_MODEL_CONFTEST)
-    slow = _run(pytester, *args, "--infer-baseline", base)
+    slow = _run_subprocess(pytester, *args, "--infer-baseline", base)
     assert slow.ret == pytest.ExitCode.TESTS_FAILED, slow.stdout.str()
     slow.stdout.fnmatch_lines(["*test_llama[[]llama-tiny-float32-cpu[]]*e2e_s*regression*"])

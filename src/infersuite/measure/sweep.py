@@ -1,9 +1,11 @@
 """Batch-size sweep driver: rounds per point within a time budget, OOM/timeout end the sweep.
 
 A point times whole-batch generations of a fixed length: every request of the batch
-finishes when the batch does, so one round of batch b gives b per-request latency samples
-equal to the round's end-to-end time. Rounds per point aim at enough samples for a p99
-interval (368 for two-sided 95%) within the point's share of the remaining budget.
+finishes when the batch does, so each request's latency is its round's end-to-end time.
+The b requests of one round are one observation, not b independent ones, so percentile
+intervals are computed over rounds (the per-request distribution is the same: every
+round weighs b). Rounds per point aim at enough for a p99 interval (368 for two-sided
+95%) within the point's share of the remaining budget; points that get fewer are flagged.
 
 The driver does not know about models: it calls a runner (``SweepRunner``), so tests can
 hand it a fake that raises out-of-memory or runs slow.
@@ -48,8 +50,9 @@ class PointResult:
 
     @property
     def latency_samples_s(self) -> list[float]:
-        """Per-request E2E latencies: each round's time, once per request of the batch."""
-        return [t for t in self.round_s for _ in range(self.batch_size)]
+        """Per-request E2E latency samples for statistics: one per round (the requests of
+        a round share its time, so repeating it b times would fake independent samples)."""
+        return list(self.round_s)
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -138,7 +141,7 @@ def _measure_point(runner: SweepRunner, batch: int, new_tokens: int, limits: Swe
                    share_s: float, remaining_s: float,
                    now: Callable[[], float]) -> PointResult:
     point = PointResult(batch, "ok", new_tokens)
-    wanted = min(limits.max_rounds, max(limits.min_rounds, -(-limits.target_samples // batch)))
+    wanted = min(limits.max_rounds, max(limits.min_rounds, limits.target_samples))
     point_start = now()
     try:
         if remaining_s <= 0:

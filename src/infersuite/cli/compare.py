@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,9 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "compare", help="compare runs side by side (reports, baselines, pytest-benchmark JSON)",
         description="Per benchmark: p50/p90/p99 (ms) of each file and the p50 ratio vs the "
-                    "first file. Files: report.json, a baseline, or --benchmark-json output.")
+                    "first file. Files: report.json, a baseline, or --benchmark-json output; "
+                    "or knee.json files of several devices: calibration, raw latency and "
+                    "throughput, MBU/MFU efficiency and knees side by side.")
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE.json")
     parser.add_argument("--fail-on-regression", action="store_true",
                         help="exit 1 when a later file regresses vs the first (Mann-Whitney "
@@ -78,7 +81,33 @@ def compute_regressions(runs: list[RunSamples], threshold: float) -> list[tuple[
     return found
 
 
+def _load_knee_documents(paths: list[Path]) -> list[dict[str, Any]] | None:
+    """The files' knee documents when every file is a knee.json, else None."""
+    from infersuite.report.knee_compare import is_knee_document
+
+    docs = []
+    for path in paths:
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None  # load_run_samples reports the precise problem
+        if not is_knee_document(doc):
+            return None
+        docs.append(doc)
+    return docs
+
+
 def run_compare(args: argparse.Namespace) -> int:
+    knee_docs = _load_knee_documents(args.files)
+    if knee_docs is not None:
+        from infersuite.report.knee_compare import render_knee_comparison
+
+        if args.fail_on_regression:
+            print("infersuite compare: --fail-on-regression applies to report.json or "
+                  "baseline files, not knee.json", file=sys.stderr)
+            return 2
+        print(render_knee_comparison(knee_docs))
+        return 0
     try:
         runs = [load_run_samples(path) for path in args.files]
     except ReportError as exc:

@@ -208,7 +208,7 @@ def run_continuous_batching(model: PreTrainedModel, prompts: Sequence[Sequence[i
         max_batch_tokens=64, use_cuda_graph=False)
     kwargs = {"continuous_batching_config": cb_config} if cb_config is not None else {}
     results: dict[str, Any] = {}
-    with model.continuous_batching_context_manager(generation_config=config, block=True,
+    with model.continuous_batching_context_manager(generation_config=config, block=True,  # type: ignore[operator]
                                                    timeout=5, **kwargs) as manager:
         accepts_eos = "eos_token_id" in inspect.signature(manager.add_request).parameters
         extra = {"eos_token_id": -1} if accepts_eos else {}

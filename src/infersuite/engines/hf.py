@@ -106,7 +106,7 @@ def generate_greedy(
     import torch
 
     with torch.inference_mode():
-        out = model.generate(
+        out = model.generate(  # type: ignore[operator]
             input_ids=input_ids,
             attention_mask=attention_mask,
             do_sample=False,

@@ -135,7 +135,8 @@ def export_decode(model: PreTrainedModel, path: Path) -> OnnxExport:
         raise FormatError(f"{path}: decode graph not exported: {limitation}")
     ids, mask = pad_left(_DECODE_PAST_SAMPLE, 0)
     _, cache = prefill(model, ids, mask)
-    past = [t.clone() for layer in cache.layers for t in (layer.keys, layer.values)]
+    past = [t.clone() for layer in cache.layers  # type: ignore[attr-defined]
+            for t in (layer.keys, layer.values)]
     new_ids = torch.tensor(_DECODE_NEW_SAMPLE)
     new_mask = torch.cat([mask, torch.ones_like(new_ids)], dim=1)
     n_layers = model.config.num_hidden_layers

@@ -70,7 +70,7 @@ class HFSweepRunner:
 
         ids, mask = self._inputs(batch)
         with torch.inference_mode():
-            _, seconds = time_region(lambda: self.model.generate(
+            _, seconds = time_region(lambda: self.model.generate(  # type: ignore[operator]
                 input_ids=ids, attention_mask=mask, do_sample=False,
                 max_new_tokens=self.new_tokens, min_new_tokens=self.new_tokens,
                 pad_token_id=hf.pad_id_of(self.model), use_cache=True), self.device)
@@ -93,7 +93,7 @@ class HFSweepRunner:
         for _ in range(self.decode_steps):
             mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
             logits, seconds = time_region(
-                lambda m=mask, t=token: hf.decode_step(self.model, cache, t, m), self.device)
+                lambda m=mask, t=token: hf.decode_step(self.model, cache, t, m), self.device)  # type: ignore[misc]
             token = logits[:, -1:, :].argmax(-1)
             steps.append(seconds)
         return prefill_s, steps
@@ -125,7 +125,7 @@ def describe_model_facts(model: PreTrainedModel) -> ModelFacts:
                  if isinstance(m, torch.nn.Linear) and m is not head)
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     if embed is not None and embed.weight is not head_weight:
-        weight_bytes -= embed.weight.numel() * embed.weight.element_size()
+        weight_bytes -= embed.weight.numel() * embed.weight.element_size()  # type: ignore[operator]
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") \
         else model.config
     heads = config.num_attention_heads

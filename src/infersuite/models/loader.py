@@ -82,7 +82,7 @@ def load_checkpoint(
         ) from exc
     tokenizer_dir = find_tokenizer_dir(str(path))
     tokenizer = load_tokenizer(tokenizer_dir) if tokenizer_dir else None
-    model.to(device)
+    model.to(device)  # type: ignore[arg-type]
     return model.eval(), tokenizer
 
 

@@ -90,7 +90,9 @@ def _describe_fit(fit: dict[str, Any]) -> str:
     params = ", ".join(f"{k}={v:.4g}" for k, v in (fit.get("params") or {}).items()
                        if isinstance(v, (int, float)))
     r2 = fit.get("r2")
-    return f"{fit.get('model')} ({params}; R²={r2:.3f})" if r2 is not None else str(fit.get("model"))
+    if r2 is None:
+        return str(fit.get("model"))
+    return f"{fit.get('model')} ({params}; R²={r2:.3f})"
 
 
 def calibration_line(cal: dict[str, Any]) -> str:

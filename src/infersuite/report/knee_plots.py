@@ -52,13 +52,24 @@ def _slo_ms(sweep: dict[str, Any]) -> float | None:
     return None if slo is None else slo * 1e3
 
 
+def _error_below(point: dict[str, Any], value: float | None) -> float:
+    """Error-bar length below p99: to its lower bound, 0 when either is unknown."""
+    lower = _pct_ms(point, "p99", "lower")
+    return 0.0 if value is None or lower is None else max(0.0, value - lower)
+
+
+def _error_above(point: dict[str, Any], value: float | None) -> float:
+    upper = _pct_ms(point, "p99", "upper")
+    return 0.0 if value is None or upper is None else max(0.0, upper - value)
+
+
 def _plot_latency_throughput(ax: Any, sweep: dict[str, Any], colour: str) -> None:
     pts = _ok_points(sweep)
     xs = [p["tokens_per_s"] for p in pts]
     p50 = [_pct_ms(p, "p50") for p in pts]
     p99 = [_pct_ms(p, "p99") for p in pts]
-    low = [max(0.0, v - (_pct_ms(p, "p99", "lower") or v)) for p, v in zip(pts, p99, strict=True)]
-    high = [(_pct_ms(p, "p99", "upper") or v) - v for p, v in zip(pts, p99, strict=True)]
+    low = [_error_below(p, v) for p, v in zip(pts, p99, strict=True)]
+    high = [_error_above(p, v) for p, v in zip(pts, p99, strict=True)]
     ax.plot(xs, p50, "o-", color=colour, label=f"{sweep['id']} p50")
     ax.errorbar(xs, p99, yerr=[low, high], fmt="s--", color=colour, alpha=0.7, capsize=3,
                 label=f"{sweep['id']} p99 (95% CI)")

@@ -1,91 +1,130 @@
-"""Render knee reports (knee.json) of several devices side by side.
+"""Side-by-side knee results of several devices (knee.json docs) as text tables.
 
-Raw times answer "which card is faster"; efficiency against each card's own measured
-limits (MBU for decode, MFU for prefill) answers "which run uses its card better".
-The two are printed as separate tables so one is never read as the other.
+Two questions, kept apart: "faster card" (raw latency and throughput at the batch sizes
+all devices ran) and "better use of the card" (calibration peaks and MBU/MFU against them).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from tabulate import tabulate
-
-KNEE_SCHEMA_PREFIX = "infersuite.knee/"
+from infersuite.report.knee_document import SCHEMA
 
 
-def is_knee_document(doc: Any) -> bool:
-    return isinstance(doc, dict) and str(doc.get("schema", "")).startswith(KNEE_SCHEMA_PREFIX)
+def is_knee_document(doc: object) -> bool:
+    """True for a knee.json document (schema infersuite.knee/1)."""
+    return isinstance(doc, dict) and doc.get("schema") == SCHEMA
 
 
-def _label(doc: dict[str, Any], sweep: dict[str, Any]) -> str:
-    slug = (doc.get("fingerprint") or {}).get("slug", "?")
-    return f"{slug} {sweep.get('model', '?')}-{sweep.get('dtype', '?')}"
+def _sweeps(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for i, doc in enumerate(docs):
+        if not is_knee_document(doc):
+            raise ValueError(f"document {i}: schema {doc.get('schema')!r}, expected {SCHEMA!r}; "
+                             "pass knee.json files written by the knee sweep")
+        out += doc["sweeps"]
+    return out
 
 
-def _ok_points(sweep: dict[str, Any]) -> dict[int, dict[str, Any]]:
-    return {int(p["batch_size"]): p for p in sweep.get("points", []) if p.get("status") == "ok"}
+def _label(sweep: dict[str, Any]) -> str:
+    return f"{sweep.get('device_name')} {sweep.get('model')}-{sweep.get('dtype')}"
 
 
-def _pct_ms(point: dict[str, Any], name: str) -> str:
-    entry = ((point.get("latency_s") or {}).get("percentiles") or {}).get(name) or {}
-    value = entry.get("value")
-    return "—" if value is None else f"{value * 1e3:.2f}"
+def _ok_by_batch(sweep: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {p["batch_size"]: p for p in sweep["points"] if p.get("status") == "ok"}
 
 
-def _fraction(value: Any) -> str:
-    return "—" if value is None else f"{100 * float(value):.1f}%"
+def _p(point: dict[str, Any], label: str) -> str:
+    value = ((point.get("latency_s") or {}).get("percentiles") or {}).get(label, {}).get("value")
+    return "-" if value is None else f"{value * 1e3:.2f}"
 
 
-def _calibration_row(doc: dict[str, Any], sweep: dict[str, Any]) -> list[str]:
-    cal = sweep.get("calibration") or {}
-    flops, bandwidth = cal.get("flops_per_s"), cal.get("bytes_per_s")
-    return [_label(doc, sweep), sweep.get("device_name", "?"),
-            "—" if flops is None else f"{flops / 1e9:,.1f}",
-            "—" if bandwidth is None else f"{bandwidth / 1e9:,.2f}"]
+def _num(value: Any, scale: float = 1.0, digits: int = 1) -> str:
+    return "-" if value is None else f"{value / scale:,.{digits}f}"
 
 
-def _knee_cell(knee: Any) -> str:
-    return "—" if not knee or knee.get("batch_size") is None else str(knee["batch_size"])
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{value * 100:.1f}%"
 
 
-def _knee_row(doc: dict[str, Any], sweep: dict[str, Any]) -> list[str]:
-    knee = sweep.get("knee") or {}
-    fit = knee.get("fit") or {}
-    params = fit.get("params") or {}
-    fit_text = fit.get("model", "—") if fit.get("status") == "ok" else fit.get("status", "—")
-    if fit.get("status") == "ok" and params:
-        fit_text += " " + ", ".join(f"{k}={v:.3g}" for k, v in params.items())
-    return [_label(doc, sweep), _knee_cell(knee.get("slo_knee")),
-            _knee_cell(knee.get("power_knee")), fit_text]
+def _raw_rows(sweeps: list[dict[str, Any]], batches: list[int]) -> list[list[str]]:
+    rows = []
+    for batch in batches:
+        for sweep in sweeps:
+            p = _ok_by_batch(sweep)[batch]
+            rows.append([str(batch), _label(sweep), _p(p, "p50"), _p(p, "p99"),
+                         _num(p.get("tokens_per_s")), _num(p.get("requests_per_s"), digits=2)])
+    return rows
 
 
-def render_knee_comparison(docs: Sequence[dict[str, Any]]) -> str:
-    """Tables: calibration, raw latency/throughput, efficiency, knees; one row per
-    (device, sweep) at each batch size every compared sweep measured."""
-    sweeps = [(doc, sweep) for doc in docs for sweep in doc.get("sweeps", [])]
+def _efficiency_rows(sweeps: list[dict[str, Any]], batches: list[int]) -> list[list[str]]:
+    rows = []
+    for batch in batches:
+        for sweep in sweeps:
+            eff = _ok_by_batch(sweep)[batch].get("efficiency") or {}
+            rows.append([str(batch), _label(sweep), _pct(eff.get("mbu")), _pct(eff.get("mfu")),
+                         _num(eff.get("decode_bytes_per_s"), 1e9, 2),
+                         _num(eff.get("prefill_flops_per_s"), 1e9, 2)])
+    return rows
+
+
+def _calibration_rows(sweeps: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for sweep in sweeps:
+        cal = sweep.get("calibration") or {}
+        rows.append([_label(sweep), _num(cal.get("flops_per_s"), 1e9),
+                     str(cal.get("gemm_dtype", "-")), _num(cal.get("bytes_per_s"), 1e9)])
+    return rows
+
+
+def _describe_fit(fit: dict[str, Any]) -> str:
+    if fit.get("status") != "ok":
+        return str(fit.get("status", "-"))
+    params = " ".join(f"{k}={v:.4g}" for k, v in (fit.get("params") or {}).items())
+    return f"{fit.get('model')} {params}"
+
+
+def _knee_rows(sweeps: list[dict[str, Any]]) -> list[list[str]]:
+    rows = []
+    for sweep in sweeps:
+        knee = sweep.get("knee") or {}
+        rows.append([_label(sweep), str((knee.get("slo_knee") or {}).get("batch_size")),
+                     str((knee.get("power_knee") or {}).get("batch_size")),
+                     _describe_fit(knee.get("fit") or {}),
+                     str((knee.get("kneedle") or {}).get("batch_size"))])
+    return rows
+
+
+def _table(rows: list[list[str]], headers: list[str]) -> str:
+    from tabulate import tabulate
+
+    return tabulate(rows, headers, tablefmt="simple", disable_numparse=True)
+
+
+def render_knee_comparison(knee_docs: list[dict[str, Any]]) -> str:
+    """Tables comparing the sweeps of ``knee_docs`` (schema infersuite.knee/1)."""
+    sweeps = _sweeps(knee_docs)
     if not sweeps:
-        return "no batch sweeps in these knee reports"
-    common = sorted(set.intersection(*(set(_ok_points(s)) for _, s in sweeps)))
-    raw, efficiency = [], []
-    for batch in common:
-        for doc, sweep in sweeps:
-            point = _ok_points(sweep)[batch]
-            eff = point.get("efficiency") or {}
-            tokens = point.get("tokens_per_s")
-            raw.append([batch, _label(doc, sweep), _pct_ms(point, "p50"), _pct_ms(point, "p99"),
-                        "—" if tokens is None else f"{tokens:,.0f}"])
-            efficiency.append([batch, _label(doc, sweep), _fraction(eff.get("mbu")),
-                               _fraction(eff.get("mfu"))])
-    return "\n\n".join([
-        "calibration (measured in each run)\n" + tabulate(
-            [_calibration_row(d, s) for d, s in sweeps],
-            headers=["run", "device", "GEMM GFLOP/s", "copy GB/s"], disable_numparse=True),
-        "faster card — raw times at common batch sizes\n" + tabulate(
-            raw, headers=["batch", "run", "p50 ms", "p99 ms", "tokens/s"], disable_numparse=True),
-        "better use of the card — efficiency vs each card's own measured limits\n" + tabulate(
-            efficiency, headers=["batch", "run", "MBU (decode)", "MFU (prefill)"]),
-        "knees\n" + tabulate([_knee_row(d, s) for d, s in sweeps],
-                             headers=["run", "SLO knee", "power knee", "saturation fit"]),
-    ])
+        return "no sweeps to compare: the knee.json files hold no batch sweep"
+    batches = sorted(set.intersection(*(set(_ok_by_batch(s)) for s in sweeps)))
+    out = ["calibration, measured in the same run as each sweep",
+           _table(_calibration_rows(sweeps), ["device model", "GEMM GFLOP/s", "GEMM dtype",
+                                              "copy GB/s"]), ""]
+    if batches:
+        out += ["faster card — raw times at the batch sizes every device ran "
+                "(lower ms, higher tok/s wins)",
+                _table(_raw_rows(sweeps, batches),
+                       ["batch", "device model", "p50 ms", "p99 ms", "tok/s", "req/s"]), "",
+                "better use of the card — efficiency against each card's own calibration "
+                "(decode MBU = bytes/step / step time / copy bytes/s; prefill MFU = FLOPs / "
+                "time / GEMM FLOP/s)",
+                _table(_efficiency_rows(sweeps, batches),
+                       ["batch", "device model", "MBU", "MFU", "decode GB/s",
+                        "prefill GFLOP/s"]), ""]
+    else:
+        out += ["no batch size ran ok on every device: nothing to put side by side; "
+                "sweep the same batch sizes", ""]
+    out += ["knees (batch size per method)",
+            _table(_knee_rows(sweeps), ["device model", "SLO knee", "power knee",
+                                        "saturation fit", "kneedle"])]
+    return "\n".join(out)

@@ -47,6 +47,15 @@ def _knee_batches(sweep: dict[str, Any]) -> dict[str, int | None]:
             "kneedle": knee["kneedle"].get("batch_size")}
 
 
+def _group_knees(found: dict[str, int | None]) -> dict[int, list[str]]:
+    """Batch -> the methods that chose it, so coinciding knees get one label."""
+    grouped: dict[int, list[str]] = {}
+    for method, batch in found.items():
+        if batch is not None:
+            grouped.setdefault(batch, []).append(method)
+    return grouped
+
+
 def _slo_ms(sweep: dict[str, Any]) -> float | None:
     slo = (sweep["knee"]["slo_knee"].get("detail") or {}).get("slo")
     return None if slo is None else slo * 1e3
@@ -72,19 +81,28 @@ def _plot_latency_throughput(ax: Any, sweep: dict[str, Any], colour: str) -> Non
     high = [_error_above(p, v) for p, v in zip(pts, p99, strict=True)]
     ax.plot(xs, p50, "o-", color=colour, label=f"{sweep['id']} p50")
     ax.errorbar(xs, p99, yerr=[low, high], fmt="s--", color=colour, alpha=0.7, capsize=3,
-                label=f"{sweep['id']} p99 (95% CI)")
+                label=f"{sweep['id']} p99 (95% CI bounds where n allows)")
     for p, x, y in zip(pts, xs, p50, strict=True):
         ax.annotate(f"b={p['batch_size']}", (x, y), textcoords="offset points", xytext=(4, -12),
                     fontsize=7, color="dimgray")
     by_batch = {p["batch_size"]: (x, y) for p, x, y in zip(pts, xs, p99, strict=True)}
-    for method, batch in _knee_batches(sweep).items():
+    found = _knee_batches(sweep)
+    for method, batch in found.items():
         if batch in by_batch:
             label, marker, knee_colour = _KNEE_STYLE[method]
             x, y = by_batch[batch]
             ax.plot([x], [y], marker, color=knee_colour, markersize=14, markerfacecolor="none",
                     markeredgewidth=2, label=f"{label}: batch {batch}")
-            ax.annotate(f"{label}\nb={batch}", (x, y), textcoords="offset points",
-                        xytext=(-10, 12), fontsize=8, color=knee_colour, ha="right")
+    for offset, (batch, methods) in enumerate(_group_knees(found).items()):
+        if batch in by_batch:
+            text = " + ".join(_KNEE_STYLE[m][0] for m in methods) + f"\nb={batch}"
+            ax.annotate(text, by_batch[batch], textcoords="offset points",
+                        xytext=(-12, 14 + 22 * offset), fontsize=8, ha="right",
+                        color=_KNEE_STYLE[methods[0]][2])
+    missing = [_KNEE_STYLE[m][0] for m, b in found.items() if b is None]
+    if missing:
+        ax.text(0.99, 0.02, "not found: " + ", ".join(missing), transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=8, color="dimgray")
     slo = _slo_ms(sweep)
     if slo is not None:
         ax.axhline(slo, color="tab:red", linestyle=":", linewidth=1,
@@ -104,6 +122,10 @@ def _plot_latency_batch(ax: Any, sweep: dict[str, Any]) -> None:
             label, _, colour = _KNEE_STYLE[method]
             ax.axvline(batch, color=colour, linestyle="--", linewidth=1,
                        label=f"{label}: batch {batch}")
+    missing = [_KNEE_STYLE[m][0] for m, b in _knee_batches(sweep).items() if b is None]
+    if missing:
+        ax.text(0.99, 0.02, "not found: " + ", ".join(missing), transform=ax.transAxes,
+                ha="right", va="bottom", fontsize=8, color="dimgray")
     failed = [p for p in sweep["points"] if p["status"] != "ok"]
     for p in failed:
         ax.axvline(p["batch_size"], color="black", linestyle="-.", linewidth=1,
@@ -146,6 +168,8 @@ def render_knee_plots(doc: dict[str, Any], out_dir: Path) -> tuple[list[Path], s
     for sweep in sweeps:
         _plot_latency_batch(ax, sweep)
     ax.set_xscale("log", base=2)
+    batches = sorted({p["batch_size"] for s in sweeps for p in s["points"]})
+    ax.set_xticks(batches, [str(b) for b in batches])
     ax.set_xlabel("batch size (log2)")
     ax.set_ylabel("per-request latency, E2E (ms)")
     ax.set_title("Latency percentiles vs batch size")

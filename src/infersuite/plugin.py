@@ -152,7 +152,8 @@ def get_settings(config: pytest.Config) -> Settings:
     return config.stash[settings_key]
 
 
-def _case_param(case: Case, cuda_available: bool) -> Any:
+def case_param(case: Case, cuda_available: bool) -> Any:
+    """A case as a pytest param: CUDA cases are marked gpu and skip without CUDA."""
     marks: list[Any] = []
     if case.is_gpu:
         marks.append(pytest.mark.gpu)
@@ -166,7 +167,7 @@ def _case_param(case: Case, cuda_available: bool) -> Any:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     settings = get_settings(metafunc.config)
     if "infer_case" in metafunc.fixturenames:
-        params = [_case_param(c, settings.cuda_available) for c in settings.cases()]
+        params = [case_param(c, settings.cuda_available) for c in settings.cases()]
         metafunc.parametrize("infer_case", params, indirect=True)
     if "infer_tokenizer" in metafunc.fixturenames:
         from infersuite.models.loader import describe_model

@@ -9,7 +9,7 @@ import pytest
 from infersuite.conformance.inputs import build_prompt_ids, load_prompts
 from infersuite.measure.request import RequestInput, build_request_input
 from infersuite.options import Case
-from infersuite.plugin import InferCase, get_settings, load_case_model
+from infersuite.plugin import InferCase, case_param, get_settings, load_case_model
 
 PROMPT_INDEX = 3  # the longest shipped sentence: ~20 tokens
 
@@ -26,16 +26,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "primary_case" not in metafunc.fixturenames:
         return
     cuda_available = get_settings(metafunc.config).cuda_available
-    params = []
-    for case in primary_cases(metafunc.config):
-        marks = []
-        if case.is_gpu:
-            marks.append(pytest.mark.gpu)
-            if not cuda_available:
-                marks.append(pytest.mark.skip(
-                    reason="no CUDA device is visible (torch.cuda.is_available() is False); "
-                           "the GPU side of this comparison runs on a GPU host"))
-        params.append(pytest.param(case, id=case.id, marks=marks))
+    params = [case_param(case, cuda_available) for case in primary_cases(metafunc.config)]
     metafunc.parametrize("primary_case", params, indirect=True)
 
 

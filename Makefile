@@ -3,24 +3,58 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# On a host with an NVIDIA driver, reuse the image's CUDA torch; elsewhere
-# install the CPU build (a bare `torch` pulls several GB of CUDA packages).
+# The test environment: exact versions with hashes, resolved from pyproject.toml's
+# ranges and requirements/test.in by `make lock` (CPython 3.11, Linux x86-64).
+LOCK := requirements/test.txt
+LOCK_PYTHON := 3.11
+PIP_TOOLS := pip-tools==7.6.2
+# On a host with an NVIDIA driver, reuse the host's CUDA torch; elsewhere install
+# the CPU build (a bare `torch` pulls several GB of CUDA packages).
 HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo yes)
-VENV_FLAGS := $(if $(HAS_CUDA),--system-site-packages,)
 TORCH_CPU := torch==2.13.0
+TEST_SELECTION := tests suite -m "not gpu and not slow and not perf" -p no:cacheprovider
 
-.PHONY: install test test-plugin test-suite bench lint clean
+.PHONY: install test test-latest lock bench lint clean
 
+ifeq ($(HAS_CUDA),yes)
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
-	$(if $(HAS_CUDA),,$(BIN)/python -m pip install -q $(TORCH_CPU))
+	$(PYTHON) -m venv --system-site-packages $(VENV)
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $(STAMP)
+else
+$(STAMP): pyproject.toml $(LOCK)
+	@$(PYTHON) -c 'import platform, sys; v = "%d.%d" % sys.version_info[:2]; \
+		ok = v == "$(LOCK_PYTHON)" and platform.machine() == "x86_64"; \
+		sys.exit(0 if ok else f"$(LOCK) is locked for CPython $(LOCK_PYTHON) on x86_64; " \
+		f"$(PYTHON) is {v} on {platform.machine()}. Use PYTHON=python$(LOCK_PYTHON) make ..., " \
+		"or `make test-latest` (newest releases, no lock).")'
+	$(PYTHON) -m venv --clear $(VENV)
+	$(BIN)/python -m pip install -q --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+endif
 
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/pytest tests suite -m "not gpu and not slow and not perf" -p no:cacheprovider
+	$(BIN)/pytest $(TEST_SELECTION)
+
+# Drift check: the newest releases pyproject.toml's ranges admit (torch held at the CPU
+# build), the same tests as `make test`. A failure here is news about a new release.
+test-latest:
+	$(PYTHON) -m venv --clear .venv-latest
+	.venv-latest/bin/python -m pip install -q $(TORCH_CPU)
+	.venv-latest/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[test]"
+	.venv-latest/bin/python scripts/lock_drift.py $(LOCK)
+	.venv-latest/bin/pytest $(TEST_SELECTION)
+
+# Re-resolve the lock from pyproject.toml and requirements/test.in (newest admitted).
+lock:
+	$(PYTHON) -m venv --clear .venv-lock
+	.venv-lock/bin/python -m pip install -q $(PIP_TOOLS)
+	CUSTOM_COMPILE_COMMAND="make lock" .venv-lock/bin/pip-compile --quiet --extra test \
+		--generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+		--no-emit-find-links --upgrade --output-file $(LOCK) pyproject.toml requirements/test.in
 
 # The perf suite on the embedded default, then this run against the committed
 # baseline of this device (shown, not gated: `--infer-baseline` gates).
@@ -45,4 +79,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .benchmarks
+	rm -rf $(VENV) .venv-latest .venv-lock .pytest_cache .benchmarks

@@ -135,15 +135,36 @@ def _fp32_kept_matmuls(onnx_path) -> list[str]:
         or f"layer.{last}/" in n.name)]
 
 
+def _quantized_weight_types(int8_path) -> set[str]:
+    """Element types of the quantized weight initializers in the int8 model."""
+    import onnx
+
+    model = onnx.load(str(int8_path))
+    return {onnx.helper.tensor_dtype_to_np_dtype(t.data_type).name
+            for t in model.graph.initializer if t.name.endswith("_quantized")}
+
+
 def test_encoder_int8_dynamic_quantization(encoder, onnx_path, sentence_set, record_property):
-    """onnxruntime dynamic int8 (per-channel MatMul weights) keeps each embedding's
-    cosine to fp32 >= 0.99."""
+    """onnxruntime dynamic quantization (uint8 activations, per-channel uint8 MatMul
+    weights) keeps each embedding's cosine to fp32 >= 0.99.
+
+    u8u8 because its kernels accumulate exactly in int32 on every x86-64 CPU, so the
+    check means the same everywhere; the default u8s8 saturates on AVX2 CPUs without
+    VNNI and gives different embeddings there (see infersuite.formats.int8_path).
+    """
     quantization = pytest.importorskip("onnxruntime.quantization")
+    from infersuite.baseline.fingerprint import read_cpu_isa_flags
+    from infersuite.formats.int8_path import describe_int8_gemm_path
+
     int8_path = onnx_path.with_name("minilm-int8.onnx")
     kept = _fp32_kept_matmuls(onnx_path)
     quantization.quantize_dynamic(str(onnx_path), str(int8_path), per_channel=True,
-                                  weight_type=quantization.QuantType.QInt8,
+                                  weight_type=quantization.QuantType.QUInt8,
                                   op_types_to_quantize=["MatMul"], nodes_to_exclude=kept)
+    weight_types = _quantized_weight_types(int8_path)
+    assert weight_types == {"uint8"}, (
+        f"{int8_path.name}: quantized weights are {sorted(weight_types)}, expected uint8 only")
+    kernel_path = describe_int8_gemm_path(read_cpu_isa_flags(), "uint8")
     sentences = sentence_set["sentences"]
     reference = _encode(encoder, sentences).double()
     cosine = torch.nn.functional.cosine_similarity(
@@ -151,14 +172,16 @@ def test_encoder_int8_dynamic_quantization(encoder, onnx_path, sentence_set, rec
     worst = int(cosine.argmin())
     record_property("int8_min_cosine", float(cosine.min()))
     record_property("int8_fp32_matmuls", len(kept))
-    print(f"[{enc.ENCODER_NAME}] int8 vs fp32 ({len(kept)} MatMuls kept fp32): min cosine "
-          f"{float(cosine.min()):.5f}, mean {float(cosine.mean()):.5f} over "
+    record_property("int8_kernel_path", kernel_path)
+    print(f"[{enc.ENCODER_NAME}] int8 vs fp32 ({len(kept)} MatMuls kept fp32; {kernel_path}): "
+          f"min cosine {float(cosine.min()):.5f}, mean {float(cosine.mean()):.5f} over "
           f"{len(sentences)} sentences")
     if float(cosine.min()) < INT8_MIN_COSINE:
         raise ConformanceError(
             f"int8 dynamic quantization moves {int((cosine < INT8_MIN_COSINE).sum())}/"
             f"{len(sentences)} embeddings below cosine {INT8_MIN_COSINE} to fp32; worst "
-            f"{float(cosine[worst]):.5f} for {sentences[worst]!r} [model={enc.ENCODER_NAME}]")
+            f"{float(cosine[worst]):.5f} for {sentences[worst]!r} [model={enc.ENCODER_NAME}, "
+            f"kernels: {kernel_path}]")
 
 
 def test_encoder_similar_sentences_score_higher(encoder, sentence_set):

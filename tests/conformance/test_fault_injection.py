@@ -45,16 +45,16 @@ PATCHES = {
             return keys, values
         patch(DynamicLayer, "update", patched)
     """,
-    # Decode steps run at the wrong positions.
+    # Decode steps rotated at the wrong positions. Planted where positions become
+    # rotations (the rotary embedding), so it reaches every caller: generate, the
+    # suite's own prefill/decode and whatever keyword carries the cache.
     "decode_positions": """
-        orig = ml.LlamaForCausalLM.forward
-        def patched(self, *args, position_ids=None, past_key_values=None, **kw):
-            if (past_key_values is not None and position_ids is not None
-                    and past_key_values.get_seq_length() > 0):
+        orig = ml.LlamaRotaryEmbedding.forward
+        def patched(self, x, position_ids):
+            if position_ids.shape[-1] == 1:
                 position_ids = position_ids + 1
-            return orig(self, *args, position_ids=position_ids,
-                        past_key_values=past_key_values, **kw)
-        patch(ml.LlamaForCausalLM, "forward", patched)
+            return orig(self, x, position_ids)
+        patch(ml.LlamaRotaryEmbedding, "forward", patched)
     """,
     # Batched rows differ from single runs by 1e-4: logits change, greedy tokens don't.
     "batch_noise": """

@@ -25,6 +25,25 @@ def _read_cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown-cpu"
 
 
+# The x86-64 extensions that decide which int8/bf16 kernels a runtime dispatches to.
+KERNEL_ISA_FLAGS = ("avx2", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16",
+                    "amx_tile", "amx_int8", "amx_bf16")
+
+
+def read_cpu_isa_flags(cpuinfo: str | None = None) -> list[str]:
+    """Which of KERNEL_ISA_FLAGS this CPU reports (Linux /proc/cpuinfo; empty elsewhere)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return []
+    for line in cpuinfo.splitlines():
+        if line.lower().startswith("flags"):
+            present = set(line.split(":", 1)[1].split())
+            return [flag for flag in KERNEL_ISA_FLAGS if flag in present]
+    return []
+
+
 def _cpu_count() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
@@ -101,7 +120,8 @@ def compute_fingerprint(device: str | None = None, root: Path | None = None) -> 
     torch_version = _version("torch")
     return {
         "slug": compute_slug(cpu_model, cores, gpu),
-        "cpu": {"model": cpu_model, "cores": cores, "machine": platform.machine()},
+        "cpu": {"model": cpu_model, "cores": cores, "machine": platform.machine(),
+                "isa": read_cpu_isa_flags()},
         "gpu": gpu,
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),

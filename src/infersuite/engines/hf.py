@@ -49,6 +49,18 @@ def pad_id_of(model: PreTrainedModel) -> int:
     return eos[0] if eos else 0
 
 
+def cache_kwargs(model: PreTrainedModel, cache: object) -> dict[str, object]:
+    """The keyword that hands a cache to ``model.forward``.
+
+    transformers 5.24 renamed ``past_key_values`` to ``cache`` (the old name warns and is
+    slated for removal); older 5.x releases know only ``past_key_values``.
+    """
+    import inspect
+
+    parameters = inspect.signature(model.forward).parameters
+    return {"cache": cache} if "cache" in parameters else {"past_key_values": cache}
+
+
 def forward_logits(
     model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor
 ) -> torch.Tensor:
@@ -134,10 +146,10 @@ def prefill(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids_from_mask(attention_mask),
-            past_key_values=cache,
             use_cache=True,
+            **cache_kwargs(model, cache),
         )
-    return out.logits.float(), out.past_key_values
+    return out.logits.float(), cache  # forward fills the cache in place
 
 
 def decode_step(
@@ -157,7 +169,7 @@ def decode_step(
             input_ids=input_ids,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=cache,
             use_cache=True,
+            **cache_kwargs(model, cache),
         )
     return out.logits.float()

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from infersuite.engines import hf
 from infersuite.formats.errors import FormatError
 
 if TYPE_CHECKING:
@@ -88,10 +89,11 @@ def _decode_wrapper(model: PreTrainedModel) -> torch.nn.Module:
             n_new = input_ids.shape[1]
             positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, -n_new:]
             out = self.model(input_ids=input_ids, attention_mask=attention_mask,
-                             position_ids=positions, past_key_values=cache, use_cache=True)
+                             position_ids=positions, use_cache=True,
+                             **hf.cache_kwargs(self.model, cache))
             flat: list[torch.Tensor] = []
-            for cached in out.past_key_values.layers:
-                flat += [cached.keys, cached.values]
+            for cached in cache.layers:  # forward fills the cache in place
+                flat += [cached.keys, cached.values]  # type: ignore[union-attr,list-item]
             return (out.logits, *flat)
 
     return Decode().eval()
@@ -114,9 +116,7 @@ def _export(module: torch.nn.Module, args: tuple, path: Path, inputs: list[str],
 
 def export_prefill(model: PreTrainedModel, path: Path) -> OnnxExport:
     """input_ids, attention_mask [batch, seq] -> logits [batch, seq, vocab]; float32."""
-    from infersuite.engines.hf import pad_left
-
-    ids, mask = pad_left(_PREFILL_SAMPLE, 0)
+    ids, mask = hf.pad_left(_PREFILL_SAMPLE, 0)
     axes = {0: "batch", 1: "seq"}
     dynamic = {"input_ids": axes, "attention_mask": axes, "logits": axes}
     return _export(_prefill_wrapper(model), (ids, mask), path,
@@ -128,13 +128,11 @@ def export_decode(model: PreTrainedModel, path: Path) -> OnnxExport:
     [b, kv_heads, past, head_dim] -> logits, present_{key,value}_i."""
     import torch
 
-    from infersuite.engines.hf import pad_left, prefill
-
     limitation = decode_export_limitation(model.config)
     if limitation:
         raise FormatError(f"{path}: decode graph not exported: {limitation}")
-    ids, mask = pad_left(_DECODE_PAST_SAMPLE, 0)
-    _, cache = prefill(model, ids, mask)
+    ids, mask = hf.pad_left(_DECODE_PAST_SAMPLE, 0)
+    _, cache = hf.prefill(model, ids, mask)
     past = [t.clone() for layer in cache.layers  # type: ignore[attr-defined]
             for t in (layer.keys, layer.values)]
     new_ids = torch.tensor(_DECODE_NEW_SAMPLE)

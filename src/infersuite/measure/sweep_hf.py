@@ -86,8 +86,8 @@ class HFSweepRunner:
         cache = DynamicCache(config=self.model.config)
         with torch.inference_mode():
             out, prefill_s = time_region(lambda: self.model(
-                input_ids=ids, attention_mask=mask, past_key_values=cache, use_cache=True,
-                logits_to_keep=1), self.device)
+                input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=1,
+                **hf.cache_kwargs(self.model, cache)), self.device)
         token = out.logits[:, -1:, :].argmax(-1)
         steps = []
         for _ in range(self.decode_steps):

@@ -1,6 +1,6 @@
 """Train the suite's shipped BPE tokenizer on text this script generates.
 
-Usage: python scripts/build_tokenizer.py --out fixtures/tokenizer
+Usage: python scripts/build_tokenizer.py --out src/infersuite/data/tokenizer
 
 The corpus is written here from fixed word lists and templates with a fixed
 seed, so the tokenizer is reproducible and owes nothing to outside data.
@@ -16,6 +16,7 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
 VOCAB_SIZE = 512
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "src" / "infersuite" / "data" / "tokenizer"
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 
 _SUBJECTS = ["the model", "a runtime", "the cache", "each request", "the batch", "a token",
@@ -74,7 +75,7 @@ def write_tokenizer_dir(tokenizer: Tokenizer, out_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("fixtures/tokenizer"))
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args()
     write_tokenizer_dir(build_tokenizer(generate_corpus()), args.out)
     print(f"wrote {args.out}/tokenizer.json (vocab {VOCAB_SIZE})")

@@ -1,6 +1,6 @@
 """Train the tiny integer-addition Llama deterministically and write it as a fixture directory.
 
-Usage: python scripts/train_adder.py --out fixtures/adder
+Usage: python scripts/train_adder.py --out src/infersuite/data/adder
 
 Same torch build, same thread count -> bit-identical model.safetensors. Writes config.json,
 generation_config.json, model.safetensors, tokenizer files and golden.json (the float32

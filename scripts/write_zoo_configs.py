@@ -1,4 +1,4 @@
-"""Write the model zoo's configs to fixtures/zoo/ (run once; the output is committed).
+"""Write the model zoo's configs to src/infersuite/data/zoo/ (run once; the output is committed).
 
 Usage: python scripts/write_zoo_configs.py
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from transformers import Gemma3TextConfig, GPT2Config, LlamaConfig, Qwen2Config
 
-OUT = Path(__file__).resolve().parents[1] / "fixtures" / "zoo"
+OUT = Path(__file__).resolve().parents[1] / "src" / "infersuite" / "data" / "zoo"
 SPECIAL = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2}
 TINY_VOCAB = 512  # the shipped tokenizer's vocabulary
 

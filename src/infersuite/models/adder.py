@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from infersuite.fixtures_path import FIXTURES_ENV, fixtures_dir
+
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -22,7 +24,7 @@ PAD_TOKEN, BOS_TOKEN, EOS_TOKEN = "<pad>", "<bos>", "<eos>"
 SPECIAL_TOKENS = (PAD_TOKEN, BOS_TOKEN, EOS_TOKEN)
 CHARACTERS = "0123456789+="
 MAX_ANSWER_TOKENS = len(str(2 * OPERAND_MAX)) + 1  # digits plus the EOS token
-FIXTURES_ENV_VAR = "INFERSUITE_FIXTURES"
+FIXTURES_ENV_VAR = FIXTURES_ENV
 FINGERPRINT_PROMPTS = ("0+0=", "7+5=", "37+48=", "99+99=", "50+50=", "12+", "9")
 DEFAULT_LOGITS_ATOL = 1e-5
 
@@ -94,11 +96,8 @@ def build_tokenizer() -> PreTrainedTokenizerBase:
 
 
 def default_adder_dir() -> Path:
-    """``$INFERSUITE_FIXTURES/adder`` when the variable is set, else the repo's fixtures/adder."""
-    fixtures_root = os.environ.get(FIXTURES_ENV_VAR)
-    if fixtures_root:
-        return Path(fixtures_root).expanduser().resolve() / "adder"
-    return Path(__file__).resolve().parents[3] / "fixtures" / "adder"
+    """``$INFERSUITE_FIXTURES/adder`` when the variable is set, else the package's data/adder."""
+    return fixtures_dir() / "adder"
 
 
 def _resolve_adder_dir(path: str | os.PathLike[str] | None) -> Path:

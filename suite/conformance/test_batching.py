@@ -86,10 +86,19 @@ def test_continuous_batching_matches_solo(infer_case, record_property):
 
 
 def _check_requests_overlapped(outputs, case_id: str) -> None:
-    """With more requests than fit, one must join after another has left."""
+    """With more requests than fit, one must join after another has left.
+
+    Every supported transformers (>= 5.17) stamps each output's lifespan (start, finish);
+    a missing or unset one fails here, since without it nothing shows that requests joined
+    while others ran."""
+    assert len(outputs) > MAX_BATCH, (
+        f"only {len(outputs)} requests for at most {MAX_BATCH} per batch: none has to join "
+        f"as another leaves [{case_id}]")
     spans = [getattr(o, "lifespan", None) for o in outputs]
-    if any(s is None or s[0] < 0 for s in spans):
-        return  # this transformers version does not time requests
+    untimed = [(i, s) for i, s in enumerate(spans) if s is None or not 0 <= s[0] <= s[1]]
+    assert not untimed, (
+        f"continuous batching reported no (start, finish) lifespan for requests {untimed} "
+        f"(index, lifespan): cannot tell whether requests joined as others left [{case_id}]")
     first_finish = min(s[1] for s in spans)
     last_start = max(s[0] for s in spans)
     assert last_start >= first_finish, (
@@ -120,5 +129,7 @@ def test_dynamic_batcher_matches_solo(infer_case, record_property):
                                         max_wait_s=0.01, device=infer_case.case.device)
     record_property("batches", [[r.request_id for r in b.requests] for b in batches])
     assert len(batches) > 1, f"all requests fell into one batch: {batches}"
+    assert any(len(b.requests) > 1 for b in batches), (
+        f"no batch held more than one request: {batches}; nothing was batched together")
     rows = [_compare_completion(infer_case, r, done[r.request_id]) for r in requests]
     _report(record_property, infer_case, "dynamic batcher vs solo", rows)

@@ -5,6 +5,12 @@ fp32 n=1024 on the CPU). Copy: ``dst.copy_(src)``, bytes = 2·numel·element siz
 write). Each is warmed up, then timed per round (CUDA events on a GPU, perf_counter on
 the CPU); the figure kept is the best round (a peak is what the hardware *can* do), the
 median is kept alongside.
+
+A calibration that raises is never skipped or left out: MBU and MFU divide by both peaks,
+so ``run_calibration`` raises ``CalibrationError`` naming the calibration (GEMM or copy,
+with its dtype and size), the device and the original error, and the test asking for the
+calibration fails. CUDA out-of-memory is the one error retried (at half the sizes, down to
+n=1024); after that it fails the same way.
 """
 
 from __future__ import annotations
@@ -13,13 +19,15 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from infersuite.stats.roofline import compute_copy_bytes, compute_gemm_flops, compute_rate
 
 GEMM_N = {"cuda": 8192, "cpu": 1024}
 GEMM_DTYPE = {"cuda": "bfloat16", "cpu": "float32"}
 COPY_BYTES = {"cuda": 1 << 30, "cpu": 128 << 20}
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,10 @@ class Calibration:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+class CalibrationError(RuntimeError):
+    """One calibration of a device raised; the message names it, the device and the error."""
 
 
 def _kind(device: str) -> str:
@@ -93,9 +105,35 @@ def measure_copy(device: str, nbytes: int, rounds: int, warmup: int) -> tuple[in
     return numel, time_device_op(lambda: dst.copy_(src), device, rounds, warmup)
 
 
+def _gemm_rates(device: str, n: int, dtype: str, rounds: int,
+                warmup: int) -> tuple[float, float]:
+    """(best, median) FLOP/s of the n x n x n GEMM."""
+    seconds = measure_gemm(device, n, dtype, rounds, warmup)
+    flops = compute_gemm_flops(n, n, n)
+    return compute_rate(flops, min(seconds)), compute_rate(flops, statistics.median(seconds))
+
+
+def _copy_rates(device: str, nbytes: int, rounds: int, warmup: int) -> tuple[int, float, float]:
+    """(bytes moved per copy, best, median) bytes/s of the device-to-device copy."""
+    numel, seconds = measure_copy(device, nbytes, rounds, warmup)
+    moved = compute_copy_bytes(numel, 4)
+    return moved, compute_rate(moved, min(seconds)), compute_rate(moved, statistics.median(seconds))
+
+
+def _calibrate(name: str, device: str, measure: Callable[..., T], *args: Any) -> T:
+    """``measure(*args)``; any error it raises becomes a CalibrationError naming ``name``."""
+    try:
+        return measure(*args)
+    except Exception as exc:
+        raise CalibrationError(f"calibration {name} on {device} failed: "
+                               f"{type(exc).__name__}: {exc}") from exc
+
+
 def run_calibration(device: str, rounds: int = 5, warmup: int = 2,
                     gemm_n: int | None = None, copy_bytes: int | None = None) -> Calibration:
-    """GEMM FLOP/s and copy bytes/s of ``device``; on CUDA out-of-memory the sizes halve."""
+    """GEMM FLOP/s and copy bytes/s of ``device``; on CUDA out-of-memory the sizes halve.
+
+    Raises CalibrationError when either calibration fails (see the module docstring)."""
     import torch
 
     kind = _kind(device)
@@ -104,25 +142,26 @@ def run_calibration(device: str, rounds: int = 5, warmup: int = 2,
     nbytes = copy_bytes or COPY_BYTES[kind]
     while True:
         try:
-            gemm_s = measure_gemm(device, n, dtype, rounds, warmup)
-            numel, copy_s = measure_copy(device, nbytes, rounds, warmup)
+            flops_best, flops_median = _calibrate(
+                f"GEMM ({dtype}, n={n})", device, _gemm_rates, device, n, dtype, rounds, warmup)
+            moved, bytes_best, bytes_median = _calibrate(
+                f"copy ({nbytes / 2**20:g} MiB)", device, _copy_rates, device, nbytes, rounds,
+                warmup)
             break
-        except torch.cuda.OutOfMemoryError:
-            if n <= 1024:
+        except CalibrationError as exc:
+            if not isinstance(exc.__cause__, torch.cuda.OutOfMemoryError) or n <= 1024:
                 raise
             torch.cuda.empty_cache()
             n, nbytes = n // 2, nbytes // 2
-    flops = compute_gemm_flops(n, n, n)
-    moved = compute_copy_bytes(numel, 4)
     return Calibration(
         device=device,
         gemm_dtype=dtype,
         gemm_n=n,
-        flops_per_s=compute_rate(flops, min(gemm_s)),
-        flops_per_s_median=compute_rate(flops, statistics.median(gemm_s)),
+        flops_per_s=flops_best,
+        flops_per_s_median=flops_median,
         copy_bytes=moved,
-        bytes_per_s=compute_rate(moved, min(copy_s)),
-        bytes_per_s_median=compute_rate(moved, statistics.median(copy_s)),
+        bytes_per_s=bytes_best,
+        bytes_per_s_median=bytes_median,
         rounds=rounds,
         timer="cuda:events" if kind == "cuda" else "host:perf_counter",
     )

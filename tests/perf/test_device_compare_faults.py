@@ -1,0 +1,76 @@
+"""The device comparison benchmark fails when the request it times is broken.
+
+Each case patches the timed request path (appended to the copied perf conftest, reverted
+at unconfigure) and runs the real suite module against llama-tiny on the CPU.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+# Imported here first: in-process pytester runs restore sys.modules afterwards.
+import infersuite.measure.request  # noqa: F401
+
+PATCHES = {
+    # A clock that never moves: every latency reads 0 s.
+    "frozen_clock": """
+        orig = request.make_timeline
+        patch(request, "make_timeline", lambda device, now_ns=None: orig(device, lambda: 0))
+    """,
+    # Generation one token short of what was asked.
+    "short_generation": """
+        orig = request._generate_kwargs
+        def patched(model, n_new):
+            return orig(model, n_new - 1)
+        patch(request, "_generate_kwargs", patched)
+    """,
+}
+
+FAULT = """
+
+from infersuite.measure import request
+
+_undo = []
+
+def patch(obj, name, new):
+    _undo.append((obj, name, getattr(obj, name)))
+    setattr(obj, name, new)
+
+def pytest_configure(config):
+{body}
+
+def pytest_unconfigure(config):
+    while _undo:
+        obj, name, old = _undo.pop()
+        setattr(obj, name, old)
+"""
+
+EXPECTED = {
+    "frozen_clock": "*request 0 on cpu: TTFT 0.0 s, TPOT 0.0 s, E2E 0.0 s; expected 0 < TTFT*",
+    "short_generation": "*generated [[]7[]] tokens on cpu, expected a fixed 8*",
+}
+
+
+def _run(pytester: pytest.Pytester, copy_suite_module, fault: str | None) -> pytest.RunResult:
+    conftest = copy_suite_module("perf/conftest.py")
+    if fault is not None:
+        body = textwrap.indent(textwrap.dedent(PATCHES[fault]).strip(), "    ")
+        conftest.write_text(conftest.read_text() + FAULT.format(body=body))
+    copy_suite_module("perf/test_device_compare.py")
+    return pytester.runpytest("--infer-model", "llama-tiny", "--infer-device", "cpu",
+                              "--infer-rounds", "8", "--infer-report-dir", "rep",
+                              "-p", "no:cacheprovider", "-rf")
+
+
+@pytest.mark.parametrize("fault", sorted(PATCHES))
+def test_device_compare_fails_on_a_broken_request(fault, pytester, copy_suite_module):
+    result = _run(pytester, copy_suite_module, fault)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([EXPECTED[fault]])
+
+
+def test_device_compare_passes_on_the_real_request(pytester, copy_suite_module):
+    """The control: the same module passes unpatched."""
+    _run(pytester, copy_suite_module, None).assert_outcomes(passed=1)

@@ -43,8 +43,8 @@ test: $(STAMP)
 # build), the same tests as `make test`. A failure here is news about a new release.
 test-latest:
 	$(PYTHON) -m venv --clear .venv-latest
-	.venv-latest/bin/python -m pip install -q $(TORCH_CPU)
-	.venv-latest/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[test]"
+	.venv-latest/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e ".[test]" \
+		"$(TORCH_CPU)"
 	.venv-latest/bin/python scripts/lock_drift.py $(LOCK)
 	.venv-latest/bin/pytest $(TEST_SELECTION)
 

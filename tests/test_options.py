@@ -1,23 +1,33 @@
-"""Settings parsing: defaults per device, case ids, validation."""
+"""Settings and option validation: defaults per device, case ids, parse-time errors."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
-from infersuite.options import OptionError, parse_settings
+from infersuite.plugin.cases import CaseSelection, select_cases
+from infersuite.plugin.options import (
+    build_settings,
+    check_device_available,
+    parse_device,
+    parse_dtype,
+    parse_fraction,
+    parse_positive_int,
+    parse_tolerance,
+)
 
 
-def _parse(**overrides):
+def _build(**overrides):
     values = dict(models=None, device="auto", dtypes=None, report_dir=None, tolerances=None,
-                  allow_pickle=False, root=Path("/repo"), cuda_available=False, cuda_count=0)
+                  allow_pickle=False, root=Path("/repo"))
     values.update(overrides)
-    return parse_settings(**values)
+    return build_settings(**values)
 
 
 def test_auto_device_adds_cuda_cases_with_gpu_defaults():
-    settings = _parse()
+    settings = _build()
     ids = [case.id for case in settings.cases()]
     assert "llama-tiny-float32-cpu" in ids
     assert "llama-tiny-bfloat16-cpu" not in ids
@@ -25,27 +35,60 @@ def test_auto_device_adds_cuda_cases_with_gpu_defaults():
 
 
 def test_explicit_models_and_dtypes_apply_everywhere():
-    settings = _parse(models=["gpt2-tiny", "gpt2-tiny"], device="cpu",
+    settings = _build(models=["gpt2-tiny", "gpt2-tiny"], device="cpu",
                       dtypes=["bfloat16", "float32"])
     assert [c.id for c in settings.cases()] == ["gpt2-tiny-bfloat16-cpu", "gpt2-tiny-float32-cpu"]
 
 
 def test_checkpoint_path_id_is_the_directory_name():
-    settings = _parse(models=["/data/ckpt/my-model"], device="cpu")
+    settings = _build(models=["/data/ckpt/my-model"], device="cpu")
     assert settings.cases()[0].id == "my-model-float32-cpu"
 
 
 def test_cuda_index_out_of_range():
-    with pytest.raises(OptionError, match=r"cuda:3: only 1 CUDA device\(s\) visible"):
-        _parse(device="cuda:3", cuda_available=True, cuda_count=1)
+    with pytest.raises(pytest.UsageError, match=r"cuda:3: only 1 CUDA device\(s\) visible"):
+        check_device_available("cuda:3", True, 1)
 
 
 def test_report_dir_defaults_to_timestamped_folder():
-    settings = _parse()
+    settings = _build()
     assert settings.report_dir.parent == Path("/repo/reports")
     assert settings.report_dir.name.endswith("Z")
 
 
-def test_tolerance_must_be_positive():
-    with pytest.raises(OptionError, match="must be > 0"):
-        _parse(tolerances=["float16=0"])
+@pytest.mark.parametrize(("parse", "value", "message"), [
+    (parse_tolerance, "float16=0", "must be > 0"),
+    (parse_tolerance, "float16", "expected DTYPE=ATOL"),
+    (parse_device, "tpu", "expected auto, cpu, cuda or cuda:N"),
+    (parse_dtype, "int4", "expected one of float32, float16, bfloat16"),
+    (parse_positive_int, "0", "need at least 1"),
+    (parse_fraction, "x", "is not a number"),
+])
+def test_bad_values_are_rejected_at_parse_time(parse, value, message):
+    with pytest.raises(argparse.ArgumentTypeError, match=message):
+        parse(value)
+
+
+def test_module_selection_narrows_the_cases():
+    settings = _build(models=["gpt2-tiny", "llama-tiny"], device="cpu")
+    first = select_cases(settings, CaseSelection(first_per_device=True))
+    assert [c.id for c in first] == ["gpt2-tiny-float32-cpu"]
+    adder = select_cases(_build(device="cpu"), CaseSelection(
+        models=("adder",), dtypes={"cpu": ("bfloat16", "float16")}))
+    assert [c.id for c in adder] == ["adder-bfloat16-cpu", "adder-float16-cpu"]
+
+
+def test_user_dtypes_override_a_module_default():
+    """--infer-dtype wins over a module's own dtype set (the accuracy module included)."""
+    settings = _build(device="cpu", dtypes=["float32"])
+    cases = select_cases(settings, CaseSelection(models=("adder",),
+                                                 dtypes={"cpu": ("bfloat16",)}))
+    assert [c.id for c in cases] == ["adder-float32-cpu"]
+
+
+def test_gpu_default_applies_only_when_the_user_named_nothing():
+    selection = CaseSelection(first_per_device=True, gpu_default=("gemma3-270m-shape", "bfloat16"))
+    assert [c.id for c in select_cases(_build(), selection)] == [
+        "llama-tiny-float32-cpu", "gemma3-270m-shape-bfloat16-cuda"]
+    named = select_cases(_build(models=["gpt2-tiny"]), selection)
+    assert [c.id for c in named] == ["gpt2-tiny-float32-cpu", "gpt2-tiny-float32-cuda"]

@@ -72,10 +72,16 @@ def test_cuda_device_without_cuda_is_a_usage_error(pytester):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--infer-device", "tpu"], "*--infer-device tpu: expected auto, cpu, cuda or cuda:N*"),
-    (["--infer-dtype", "int4"], "*--infer-dtype int4: expected one of float32, float16, bfloat16*"),
-    (["--infer-tolerance", "float32"], "*--infer-tolerance float32: expected DTYPE=ATOL*"),
+    (["--infer-device", "tpu"], "*--infer-device*'tpu': expected auto, cpu, cuda or cuda:N*"),
+    (["--infer-dtype", "int4"],
+     "*--infer-dtype*'int4': expected one of float32, float16, bfloat16*"),
+    (["--infer-tolerance", "float32"], "*--infer-tolerance*'float32': expected DTYPE=ATOL*"),
     (["--infer-tolerance", "float32=abc"], "*'abc' is not a number*"),
+    (["--infer-rounds", "0"], "*--infer-rounds: '0': need at least 1*"),
+    (["--infer-sweep-max-batch", "many"], "*--infer-sweep-max-batch: 'many' is not an integer*"),
+    (["--infer-slo-ms", "-5"], "*--infer-slo-ms: '-5': must be > 0*"),
+    (["--infer-regression-threshold", "abc"],
+     "*--infer-regression-threshold: a relative change, e.g. 0.05 = 5%: 'abc' is not a number*"),
     (["--infer-model", "llama-huge"],
      "*--infer-model llama-huge: not a zoo model*Zoo models: llama-tiny (Llama, tiny)*"),
 ])
@@ -98,7 +104,8 @@ def test_checkpoint_without_config_is_a_usage_error(pytester):
     pytester.makepyfile(test_ids=CASE_TEST)
     folder = pytester.mkdir("ckpt")
     result = pytester.runpytest("--infer-model", str(folder))
-    result.stderr.fnmatch_lines(["*no config.json in the directory*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*--infer-model {folder}: no config.json in the directory*"])
 
 
 class _Payload:

@@ -2,7 +2,7 @@
 
 Every case prints an ``accuracy LABEL: P% (correct/total)`` line (shown by ``-rA``) and records
 it with ``record_property("accuracy", ...)``. Gates, in percentage points (pt) of held-out
-accuracy relative to torch float32 on the CPU; figures measured on the 2-core dev box (torch
+accuracy relative to torch float32 on the CPU; figures measured on a 2-core AMD EPYC host (torch
 2.13 CPU, onnxruntime 1.31, gguf 0.19), 1,000 held-out problems:
 
 | runtime / precision                | measured           | gate                         |
@@ -72,15 +72,11 @@ MIN_FP32_ACCURACY = 0.98
 MAX_DROP_POINTS = {"half": 1.0, "dynamic-int8": 1.0, "Q8_0": 1.0, "Q4_0": 2.0, "static-int8": 1.0}
 CALIBRATION_PROBLEMS = 256
 CALIBRATORS = ("MinMax", "Entropy", "Percentile")
-CUDA_SKIP = pytest.mark.skipif(
-    not torch.cuda.is_available(),
-    reason="no CUDA device is visible (torch.cuda.is_available() is False); "
-           "run on a GPU host or use -m 'not gpu'")
-
-
-def _device_case(device: str, dtype: str) -> Any:
-    marks = [pytest.mark.gpu, CUDA_SKIP] if device == "cuda" else []
-    return pytest.param(device, dtype, id=f"{dtype}-{device}", marks=marks)
+# The adder in half precision on the CPU and in every precision on CUDA, unless
+# --infer-dtype/--infer-device say otherwise; the model is loaded by the test itself.
+DTYPE_CASES = pytest.mark.infer_cases(
+    models=("adder",), load=False,
+    dtypes={"cpu": ("bfloat16", "float16"), "cuda": ("float32", "bfloat16", "float16")})
 
 
 def _report(record_property: Any, label: str, result: AccuracyResult,
@@ -146,14 +142,11 @@ def test_accuracy_torch_float32_matches_golden(adder, problems, fp32_result, rec
                          compute_logits_fingerprint(model, tokenizer), DEFAULT_LOGITS_ATOL)
 
 
-@pytest.mark.parametrize(("device", "dtype"), [
-    _device_case("cpu", "bfloat16"), _device_case("cpu", "float16"),
-    _device_case("cuda", "float32"), _device_case("cuda", "bfloat16"),
-    _device_case("cuda", "float16"),
-])
-def test_accuracy_torch_dtype(device, dtype, problems, fp32_result, record_property):
+@DTYPE_CASES
+def test_accuracy_torch_dtype(infer_case, problems, fp32_result, record_property):
     """Half precision (and CUDA float32) within 1 pt of CPU float32; batched, loaded with
     from_pretrained(dtype=...) as users load it."""
+    device, dtype = infer_case.case.device, infer_case.case.dtype
     model, tokenizer = load_adder(dtype=getattr(torch, dtype), device=device)
     result = evaluate_accuracy(model, tokenizer, problems, batch_size=500, device=device)
     label = f"torch-{dtype}-{device}"

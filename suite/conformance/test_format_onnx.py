@@ -26,7 +26,7 @@ from infersuite.formats.onnx_export import (  # noqa: E402
     kv_layout,
 )
 
-# DESIGN.md: ONNX Runtime vs torch logits, float32.
+# docs/tolerances.md: ONNX Runtime vs torch logits, float32.
 ORT_TOLERANCE = Tolerance(1e-4, 1e-4)
 N_NEW_TOKENS = 8
 # Shapes never used for export (export used batch 2, lengths 5 and 3): a single row,

@@ -13,7 +13,7 @@ import pytest
 from infersuite.engines import hf
 from infersuite.measure.clocks import make_timeline, synchronize
 
-pytestmark = pytest.mark.perf
+pytestmark = [pytest.mark.perf, pytest.mark.infer_cases(first_per_device=True)]
 
 PROMPT_TOKENS = 8
 LENGTHS = [8, 16, 32, 64, 128, pytest.param(240, marks=pytest.mark.slow)]
@@ -32,14 +32,14 @@ def _timed_decode(decode, model, ids, mask, n_new: int, device: str) -> float:
 
 @pytest.mark.parametrize("n_new", LENGTHS)
 @pytest.mark.parametrize("mode", list(DECODERS))
-def test_decode_growth(benchmark, infer_perf, primary_case, mode, n_new):
-    model, device = primary_case.model, primary_case.case.device
+def test_decode_growth(benchmark, infer_perf, infer_case, mode, n_new):
+    model, device = infer_case.model, infer_case.case.device
     ids, mask = hf.pad_left([list(range(16, 16 + PROMPT_TOKENS))], 0, device)
     decode = DECODERS[mode]
     samples = infer_perf.measure(
         benchmark, lambda: _timed_decode(decode, model, ids, mask, n_new, device),
         rounds=infer_perf.rounds(5), warmup_rounds=infer_perf.warmup(1))
     infer_perf.record({"decode_s": samples}, primary="decode_s", group="decode-scaling",
-                      extra={**primary_case.context, "mode": mode, "n_new_tokens": n_new,
+                      extra={**infer_case.context, "mode": mode, "n_new_tokens": n_new,
                              "prompt_tokens": PROMPT_TOKENS,
-                             "series": f"decode-{mode}/{primary_case.id}", "size": n_new})
+                             "series": f"decode-{mode}/{infer_case.id}", "size": n_new})

@@ -15,50 +15,14 @@ import pytest
 from infersuite.measure.arrivals import DRIVER_NOTE, run_poisson_sweep
 from infersuite.measure.sweep import SweepLimits, powers_of_two, run_batch_sweep
 from infersuite.measure.sweep_hf import HFSweepRunner, build_fixed_prompt, describe_model_facts
-from infersuite.options import Case
-from infersuite.plugin import InferCase, get_settings, load_case_model
+from infersuite.plugin.cases import InferCase
 
-pytestmark = pytest.mark.perf
+pytestmark = [pytest.mark.perf, pytest.mark.infer_cases(
+    first_per_device=True, gpu_default=("gemma3-270m-shape", "bfloat16"))]
 
 PROMPT_TOKENS = 32
 NEW_TOKENS = 16
 PROMPT_INDEX = 3
-GPU_SWEEP_MODEL, GPU_SWEEP_DTYPE = "gemma3-270m-shape", "bfloat16"
-NO_CUDA = ("no CUDA device is visible (torch.cuda.is_available() is False); the GPU knee "
-           "sweep (gemma3-270m-shape, bfloat16) runs on a GPU host")
-
-
-def knee_cases(config: pytest.Config) -> list[Case]:
-    """One case per device: the CPU's first model/dtype; the GPU's default sweep model."""
-    from infersuite.models.loader import describe_model
-
-    settings = get_settings(config)
-    cases = []
-    for device in settings.devices():
-        if device.startswith("cuda") and not settings.models and not settings.dtypes:
-            model, dtype = GPU_SWEEP_MODEL, GPU_SWEEP_DTYPE
-        else:
-            model, dtype = settings.models_for(device)[0], settings.dtypes_for(device)[0]
-        cases.append(Case(model, describe_model(model), dtype, device))
-    return cases
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "sweep_case" not in metafunc.fixturenames:
-        return
-    cuda = get_settings(metafunc.config).cuda_available
-    params = []
-    for case in knee_cases(metafunc.config):
-        marks = [pytest.mark.gpu, *([] if cuda else [pytest.mark.skip(reason=NO_CUDA)])] \
-            if case.is_gpu else []
-        params.append(pytest.param(case, id=case.id, marks=marks))
-    metafunc.parametrize("sweep_case", params, indirect=True)
-
-
-@pytest.fixture
-def sweep_case(request: pytest.FixtureRequest) -> InferCase:
-    case: Case = request.param
-    return InferCase(case, get_settings(request.config), load_case_model(request.config, case))
 
 
 def _runner(case: InferCase) -> HFSweepRunner:
@@ -66,29 +30,29 @@ def _runner(case: InferCase) -> HFSweepRunner:
     return HFSweepRunner(case.model, prompt, NEW_TOKENS, case.case.device)
 
 
-def test_batch_size_knee(sweep_case, knee_recorder, benchmark):
-    device = sweep_case.case.device
-    runner = _runner(sweep_case)
+def test_batch_size_knee(infer_case, knee_recorder, benchmark):
+    device = infer_case.case.device
+    runner = _runner(infer_case)
     knee_recorder.calibration(device)  # before the sweep, so its budget is the sweep's own
     benchmark.group = "knee sweep"
-    benchmark.extra_info.update({**sweep_case.context, "batch": 1, "n_new_tokens": NEW_TOKENS})
+    benchmark.extra_info.update({**infer_case.context, "batch": 1, "n_new_tokens": NEW_TOKENS})
     benchmark.pedantic(runner.generate, args=(1,), iterations=1, rounds=10, warmup_rounds=2)
     batches = powers_of_two(knee_recorder.max_batch_for(device))
     points = run_batch_sweep(runner, batches, NEW_TOKENS,
                              SweepLimits(budget_s=knee_recorder.budget_for(device)))
-    report = knee_recorder.add_sweep(sweep_case.context, points,
-                                     describe_model_facts(sweep_case.model), PROMPT_TOKENS)
+    report = knee_recorder.add_sweep(infer_case.context, points,
+                                     describe_model_facts(infer_case.model), PROMPT_TOKENS)
     assert points[0].status == "ok", f"batch 1 did not run: {points[0].status}: {points[0].note}"
     assert report.power_knee is not None, report.warnings
     assert all(p.efficiency["mbu"] > 0.0 for p in points if p.status == "ok")
 
 
-def test_poisson_concurrency(sweep_case, knee_recorder):
+def test_poisson_concurrency(infer_case, knee_recorder):
     """Requests arrive as a seeded Poisson process at rates from 0.5x to 16x the batch-1
     service rate; a dynamic batching loop serves them (see measure/arrivals.py for why this
     is not transformers' continuous batching)."""
-    device = sweep_case.case.device
-    runner = _runner(sweep_case)
+    device = infer_case.case.device
+    runner = _runner(infer_case)
     single_s = statistics.median(runner.generate(1) for _ in range(3))
     rates = [m / single_s for m in (0.5, 1, 2, 4, 8, 16)]
     points = run_poisson_sweep(runner.generate, rates, n_requests=48,
@@ -96,5 +60,5 @@ def test_poisson_concurrency(sweep_case, knee_recorder):
                                new_tokens=NEW_TOKENS, seed=20260101,
                                budget_s=knee_recorder.budget_for(device) / 2)
     driver = f"{DRIVER_NOTE} Seed 20260101, 48 requests per rate."
-    knee_recorder.add_concurrency(sweep_case.context, driver, points)
+    knee_recorder.add_concurrency(infer_case.context, driver, points)
     assert points[0].status == "ok", points[0].note

@@ -16,7 +16,7 @@ import pytest
 from infersuite.measure.clocks import synchronize
 from infersuite.measure.request import run_plain_request, run_timed_request
 
-pytestmark = pytest.mark.perf
+pytestmark = [pytest.mark.perf, pytest.mark.infer_cases(first_per_device=True)]
 
 N_NEW_TOKENS = 8
 TARGET = 0.02
@@ -30,9 +30,9 @@ def _boundary_timed(fn, device: str) -> float:
     return (time.perf_counter_ns() - start) / 1e9
 
 
-def test_instrumentation_overhead(benchmark, infer_perf, primary_case, case_request):
-    model, tokenizer, device = primary_case.model, primary_case.tokenizer, primary_case.case.device
-    request = case_request(primary_case, 1)
+def test_instrumentation_overhead(benchmark, infer_perf, infer_case, case_request):
+    model, tokenizer, device = infer_case.model, infer_case.tokenizer, infer_case.case.device
+    request = case_request(infer_case, 1)
 
     def plain():
         return run_plain_request(model, tokenizer, request, N_NEW_TOKENS, device)
@@ -57,7 +57,7 @@ def test_instrumentation_overhead(benchmark, infer_perf, primary_case, case_requ
     infer_perf.record({"plain_e2e_s": [p for p, _ in pairs],
                        "instrumented_e2e_s": [i for _, i in pairs]},
                       primary="instrumented_e2e_s", group="overhead",
-                      extra={**primary_case.context, "overhead_ratio": overhead,
+                      extra={**infer_case.context, "overhead_ratio": overhead,
                              "headline": headline})
     if overhead > TARGET:
         warnings.warn(f"{headline}: above target on this run; interleaving cancels drift, "

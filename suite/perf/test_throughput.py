@@ -7,15 +7,15 @@ import pytest
 from infersuite.measure.records import compute_request_metrics
 from infersuite.measure.request import run_timed_request
 
-pytestmark = pytest.mark.perf
+pytestmark = [pytest.mark.perf, pytest.mark.infer_cases(first_per_device=True)]
 
 N_NEW_TOKENS = 8
 
 
 @pytest.mark.parametrize("batch", [1, 4, 16])
-def test_throughput(benchmark, infer_perf, primary_case, case_request, batch):
-    model, tokenizer, device = primary_case.model, primary_case.tokenizer, primary_case.case.device
-    request = case_request(primary_case, batch)
+def test_throughput(benchmark, infer_perf, infer_case, case_request, batch):
+    model, tokenizer, device = infer_case.model, infer_case.tokenizer, infer_case.case.device
+    request = case_request(infer_case, batch)
     timings = infer_perf.measure(
         benchmark, lambda: run_timed_request(model, tokenizer, request, N_NEW_TOKENS, device),
         rounds=infer_perf.rounds(15), warmup_rounds=infer_perf.warmup(2))
@@ -24,7 +24,7 @@ def test_throughput(benchmark, infer_perf, primary_case, case_request, batch):
     requests_per_s = batch * len(timings) / window_s
     infer_perf.record(
         compute_request_metrics(timings), primary="e2e_s", group="throughput",
-        extra={**primary_case.context, "batch": batch, "n_new_tokens": N_NEW_TOKENS,
+        extra={**infer_case.context, "batch": batch, "n_new_tokens": N_NEW_TOKENS,
                "tokens_per_s": tokens_per_s, "requests_per_s": requests_per_s,
                "headline": f"batch {batch}: {tokens_per_s:.1f} generated tokens/s, "
                            f"{requests_per_s:.2f} requests/s"})

@@ -9,12 +9,8 @@ import pytest
 
 from infersuite.measure.sweep import PointResult
 from infersuite.report.knee_compare import render_knee_comparison
-from infersuite.report.knee_document import (
-    PLOT_HINT,
-    SCHEMA,
-    render_knee_terminal,
-    save_knee_report,
-)
+from infersuite.report.knee_document import SCHEMA, render_knee_terminal, save_knee_report
+from infersuite.report.knee_plots import PLOT_HINT
 from infersuite.stats.knee import analyze_sweep
 
 

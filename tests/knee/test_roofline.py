@@ -21,7 +21,7 @@ def test_gemm_and_copy_counts():
 
 
 def test_h100_reference_rates():
-    # 8192^3 bf16 GEMM in 1.375 ms is ~800 TFLOP/s (DESIGN.md's H100 figure)
+    # 8192^3 bf16 GEMM in 1.375 ms is ~800 TFLOP/s (an H100-class rate; docs/knee.md)
     assert compute_rate(compute_gemm_flops(8192, 8192, 8192), 1.375e-3) == pytest.approx(
         7.996e14, rel=1e-3)
 

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from infersuite.baseline import store
+from infersuite import atomic
 from infersuite.baseline.fingerprint import compute_fingerprint, compute_slug
 from infersuite.baseline.store import (
     BASELINE_SCHEMA,
@@ -68,7 +68,7 @@ def test_a_failed_write_leaves_the_old_file_intact(tmp_path, monkeypatch, failin
     def boom(*args, **kwargs):
         raise OSError("disk full (simulated)")
 
-    monkeypatch.setattr(store.os, failing, boom)
+    monkeypatch.setattr(atomic.os, failing, boom)
     with pytest.raises(OSError, match="simulated"):
         save_baseline(path, merge_run(load_baseline(path), [_record("t", [9.0, 9.5])], FP))
     assert path.read_bytes() == before

@@ -65,13 +65,44 @@ def test_report_rerenders_a_saved_run(runs, capsys):
     assert capsys.readouterr().out.startswith("# infersuite perf report")
 
 
-@pytest.mark.parametrize("content", ["", '{"schema": "infersuite.report/1", "bench',
-                                     json.dumps({"schema": "nope"})])
+@pytest.mark.parametrize(("content", "problem"), [
+    ("", "the file is empty"),
+    ('{"schema": "infersuite.report/1", "bench', "not valid JSON"),
+    (json.dumps({"schema": "nope"}), "schema is 'nope'"),
+    (json.dumps({"schema": "infersuite.report/2", "benchmarks": []}),
+     "schema is 'infersuite.report/2'"),
+    (json.dumps({"schema": "infersuite.knee/1", "sweeps": {}}),
+     "'sweeps' is missing or not a list"),
+])
 @pytest.mark.parametrize("command", ["compare", "report"])
-def test_bad_file_is_exit_2_with_a_message(tmp_path, capsys, content, command):
+def test_bad_file_is_exit_2_with_a_message(tmp_path, capsys, content, problem, command):
     bad = tmp_path / "bad.json"
     bad.write_text(content)
     assert main([command, str(bad)]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err
+    assert problem in err
     assert "Traceback" not in err
+
+
+def test_compare_and_the_markdown_report_print_the_same_p99(tmp_path, capsys):
+    """One percentile definition: the report's p99 cell and `infersuite compare`'s p99 for
+    the same samples agree (a nearest-rank p99 would print 9.8 here, not 9.7)."""
+    from infersuite.report.terminal import format_ms
+    from infersuite.stats.percentiles import compute_percentile
+
+    samples = [(i / 10) ** 2 / 1e3 for i in range(1, 100)]  # 0.01 .. 98 ms, spread out
+    expected = format_ms(compute_percentile(samples, 99))
+    nearest_rank = format_ms(sorted(samples)[round(0.99 * (len(samples) - 1))])
+    assert expected != nearest_rank, "pick samples where the definitions differ"
+    record = PerfRecord("test_spread", "t.py::test_spread", "e2e_s", {"e2e_s": samples})
+    report = build_report([record], FP, {})
+    markdown = render_markdown(report)
+    json_path = save_report(tmp_path, report, markdown)[0]
+    row = next(line for line in markdown.splitlines()
+               if line.startswith("| test_spread") and "| e2e_s" in line)
+    markdown_p99 = [cell.strip() for cell in row.split("|")][7].split()[0]
+    assert main(["compare", str(json_path)]) == 0
+    compare_row = next(line for line in capsys.readouterr().out.splitlines()
+                       if line.startswith("test_spread"))
+    assert compare_row.split()[3] == markdown_p99 == expected

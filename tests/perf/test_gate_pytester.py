@@ -176,7 +176,7 @@ def _run_subprocess(pytester, *args):
 @pytest.mark.slow
 def test_real_model_a_a_then_a_b(pytester):
     """The issue's pair on llama-tiny with the default 5% gate: the baseline is saved
-    twice, so its recorded between-run spread sizes the threshold (DESIGN.md's rule for
+    twice, so its recorded between-run spread sizes the threshold (docs/gate.md's rule for
     noisy hosts); the same code then passes and a model made 30% slower fails.
 
     Marked slow (about 45 s, four fresh processes) and left out of `make test`: on the

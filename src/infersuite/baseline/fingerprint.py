@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _read_cpu_model() -> str:
+def read_cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.lower().startswith("model name"):
@@ -44,7 +44,7 @@ def read_cpu_isa_flags(cpuinfo: str | None = None) -> list[str]:
     return []
 
 
-def _cpu_count() -> int:
+def count_cpus() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
@@ -114,8 +114,8 @@ def compute_slug(cpu_model: str, cores: int, gpu: dict[str, Any] | None) -> str:
 
 def compute_fingerprint(device: str | None = None, root: Path | None = None) -> dict[str, Any]:
     """Fingerprint of this host; `device` ("cuda:0") adds that GPU and selects its slug."""
-    cpu_model = _read_cpu_model()
-    cores = _cpu_count()
+    cpu_model = read_cpu_model()
+    cores = count_cpus()
     gpu = _gpu_info(device)
     torch_version = _version("torch")
     return {
@@ -134,13 +134,3 @@ def compute_fingerprint(device: str | None = None, root: Path | None = None) -> 
         },
         "git_commit": _git_commit(root),
     }
-
-
-def describe_mismatch(expected: dict[str, Any], actual: dict[str, Any]) -> list[str]:
-    """Software differences worth a note when the slugs match (versions, commit excluded)."""
-    notes = []
-    for key, value in (expected.get("versions") or {}).items():
-        now = (actual.get("versions") or {}).get(key)
-        if value != now:
-            notes.append(f"{key} {value} -> {now}")
-    return notes

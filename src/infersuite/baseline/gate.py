@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from infersuite.stats.compare import Verdict, compute_history_spread, compute_verdict
+from infersuite.stats.percentiles import compute_percentile
 
 
 @dataclass(frozen=True)
@@ -33,18 +34,6 @@ class GateResult:
     def regressions(self) -> list[GateRow]:
         return [r for r in self.rows if r.status == "regression"]
 
-    @property
-    def improvements(self) -> list[GateRow]:
-        return [r for r in self.rows if r.status == "improvement"]
-
-
-def _median(values: Sequence[float]) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
-
 
 def compute_gate_row(key: str, name: str, metric: str, baseline: Sequence[float],
                      current: Sequence[float], run_medians: Sequence[float],
@@ -52,7 +41,7 @@ def compute_gate_row(key: str, name: str, metric: str, baseline: Sequence[float]
     spread = compute_history_spread(run_medians) if len(run_medians) >= 2 else 0.0
     verdict = compute_verdict(baseline, current, threshold=threshold, history_spread=spread)
     return GateRow(key, name, metric, verdict.status, verdict, spread,
-                   _median(baseline), _median(current))
+                   compute_percentile(baseline, 50), compute_percentile(current, 50))
 
 
 def compute_gate(
@@ -66,7 +55,8 @@ def compute_gate(
     rows = []
     for key, (name, metric, samples) in current.items():
         if key not in baseline:
-            rows.append(GateRow(key, name, metric, "new", None, 0.0, None, _median(samples)))
+            rows.append(GateRow(key, name, metric, "new", None, 0.0, None,
+                                    compute_percentile(samples, 50)))
             continue
         rows.append(compute_gate_row(key, name, metric, baseline[key], samples,
                                      run_medians.get(key, ()), threshold))

@@ -14,20 +14,21 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from infersuite.atomic import write_text_atomic
+from infersuite.documents import DocumentError, parse_document, read_text
 from infersuite.measure.records import PerfRecord
+from infersuite.stats.percentiles import compute_percentile
 
 BASELINE_SCHEMA = "infersuite.baseline/1"
 DEFAULT_HISTORY_LIMIT = 10
 
 
-class BaselineError(ValueError):
+class BaselineError(DocumentError):
     """A baseline file that cannot be used; the message names the path, the problem, a fix."""
 
 
@@ -55,49 +56,21 @@ def _check_benchmark(path: Path, key: str, entry: Any) -> None:
 
 def parse_baseline(path: Path, text: str) -> dict[str, Any]:
     """Validate a baseline file's text; BaselineError says what is wrong."""
-    if not text.strip():
-        raise _fail(path, "the file is empty")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _fail(path, f"not valid JSON (truncated or corrupt? {exc})") from None
-    if not isinstance(data, dict):
-        raise _fail(path, "the top level is not a JSON object")
-    schema = data.get("schema")
-    if schema != BASELINE_SCHEMA:
-        raise _fail(path, f"schema is {schema!r}, this infersuite reads {BASELINE_SCHEMA!r}")
-    fingerprint = data.get("fingerprint")
-    if not isinstance(fingerprint, dict) or not isinstance(fingerprint.get("slug"), str):
+    data = parse_document(text, BASELINE_SCHEMA, {"fingerprint": dict, "benchmarks": dict},
+                          lambda problem: _fail(path, problem))
+    if not isinstance(data["fingerprint"].get("slug"), str):
         raise _fail(path, "no device fingerprint (fingerprint.slug)")
-    benchmarks = data.get("benchmarks")
-    if not isinstance(benchmarks, dict):
-        raise _fail(path, "'benchmarks' is missing or not an object")
-    for key, entry in benchmarks.items():
+    for key, entry in data["benchmarks"].items():
         _check_benchmark(path, key, entry)
     return data
 
 
 def load_baseline(path: Path) -> dict[str, Any]:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+    if not path.exists():
         raise BaselineError(
-            f"baseline {path}: no such file; create one with --infer-save-baseline {path}"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _fail(path, f"cannot be read ({exc})") from None
-    return parse_baseline(path, text)
-
-
-def load_baseline_if_exists(path: Path) -> dict[str, Any] | None:
-    return load_baseline(path) if Path(path).exists() else None
-
-
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+            f"baseline {path}: no such file; create one with --infer-save-baseline {path}")
+    return parse_baseline(path, read_text(path, lambda problem: _fail(path, problem)))
 
 
 def _now() -> str:
@@ -124,40 +97,14 @@ def merge_run(
         entry = data["benchmarks"].setdefault(record.fullname, {"runs": []})
         entry.update(name=record.name, group=record.group, metric=record.primary, unit="s",
                      samples=list(samples))
-        entry["runs"] = [*entry["runs"], {"timestamp": stamp,
-                                          "git_commit": fingerprint.get("git_commit"),
-                                          "median": _median(samples), "n": len(samples)}
-                         ][-history_limit:]
+        run = {"timestamp": stamp, "git_commit": fingerprint.get("git_commit"),
+               "median": compute_percentile(samples, 50), "n": len(samples)}
+        entry["runs"] = [*entry["runs"], run][-history_limit:]
     return data
 
 
-def _target_mode(path: Path) -> int:
-    if path.exists():
-        return path.stat().st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temp file beside `path`, fsync, then os.replace: all or nothing."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp_name, _target_mode(path))  # mkstemp makes 0600; keep a normal file mode
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def save_baseline(path: Path, data: dict[str, Any]) -> None:
-    write_atomic(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
+    write_text_atomic(path, json.dumps(data, indent=1, sort_keys=False) + "\n")
 
 
 def baseline_samples(data: dict[str, Any]) -> dict[str, list[float]]:

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,9 +11,11 @@ from typing import Any
 from tabulate import tabulate
 
 from infersuite.baseline.gate import GateRow, compute_gate_row
+from infersuite.documents import DocumentError, peek_schema
 from infersuite.report.document import ReportError
 from infersuite.report.sources import RunSamples, load_run_samples
 from infersuite.report.terminal import format_ms
+from infersuite.stats.percentiles import compute_percentile
 
 
 def add_parser(subparsers: Any) -> None:
@@ -34,25 +35,18 @@ def add_parser(subparsers: Any) -> None:
     parser.set_defaults(func=run_compare)
 
 
-def _percentile(samples: list[float], p: float) -> float | None:
-    if not samples:
-        return None
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
 def build_compare_rows(runs: list[RunSamples]) -> list[list[str]]:
     first = runs[0]
     keys = list(dict.fromkeys(k for run in runs for k in run.samples))
     rows = []
     for key in keys:
         row = [next(r.names[key] for r in runs if key in r.names)]
-        base = _percentile(first.samples.get(key, []), 50)
+        base = compute_percentile(first.samples.get(key, []), 50)
         for run in runs:
             samples = run.samples.get(key, [])
-            row += [format_ms(_percentile(samples, p)) for p in (50, 90, 99)]
+            row += [format_ms(compute_percentile(samples, p)) for p in (50, 90, 99)]
         for run in runs[1:]:
-            cur = _percentile(run.samples.get(key, []), 50)
+            cur = compute_percentile(run.samples.get(key, []), 50)
             row.append("–" if base is None or cur is None else f"{cur / base:.3f}x")
         rows.append(row)
     return rows
@@ -83,22 +77,19 @@ def compute_regressions(runs: list[RunSamples], threshold: float) -> list[tuple[
 
 def _load_knee_documents(paths: list[Path]) -> list[dict[str, Any]] | None:
     """The files' knee documents when every file is a knee.json, else None."""
-    from infersuite.report.knee_compare import is_knee_document
+    from infersuite.report.knee_document import SCHEMA, load_knee_document
 
-    docs = []
-    for path in paths:
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError):
-            return None  # load_run_samples reports the precise problem
-        if not is_knee_document(doc):
-            return None
-        docs.append(doc)
-    return docs
+    if not all(peek_schema(path) == SCHEMA for path in paths):
+        return None  # load_run_samples reports a foreign or corrupt file precisely
+    return [load_knee_document(path) for path in paths]
 
 
 def run_compare(args: argparse.Namespace) -> int:
-    knee_docs = _load_knee_documents(args.files)
+    try:
+        knee_docs = _load_knee_documents(args.files)
+    except DocumentError as exc:
+        print(f"infersuite compare: {exc}", file=sys.stderr)
+        return 2
     if knee_docs is not None:
         from infersuite.report.knee_compare import render_knee_comparison
 

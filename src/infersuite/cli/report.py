@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
+from infersuite.documents import peek_schema
 from infersuite.report.document import ReportError, load_report
 from infersuite.report.markdown import render_markdown
 from infersuite.report.terminal import render_terminal_report
@@ -28,16 +28,12 @@ def add_parser(subparsers: Any) -> None:
 KNEE_SCHEMA_PREFIX = "infersuite.knee/"
 
 
-def _read_schema(path: Path) -> str | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # load_report below gives the precise error
-    return data.get("schema") if isinstance(data, dict) else None
-
-
 def run_knee_report(path: Path, markdown: bool) -> int:
-    from infersuite.report.knee_document import render_knee_terminal
+    from infersuite.report.knee_document import (
+        KneeDocumentError,
+        load_knee_document,
+        render_knee_terminal,
+    )
 
     if markdown:
         md_path = path.with_name("knee.md")
@@ -46,14 +42,19 @@ def run_knee_report(path: Path, markdown: bool) -> int:
             return 2
         print(md_path.read_text())
         return 0
-    print(render_knee_terminal(json.loads(path.read_text())))
+    try:
+        doc = load_knee_document(path)
+    except KneeDocumentError as exc:
+        print(f"infersuite report: {exc}", file=sys.stderr)
+        return 2
+    print(render_knee_terminal(doc))
     for plot in sorted(path.parent.glob("knee_*.png")):
         print(f"plot: {plot}")
     return 0
 
 
 def run_report(args: argparse.Namespace) -> int:
-    schema = _read_schema(args.report_json)
+    schema = peek_schema(args.report_json)
     if schema is not None and str(schema).startswith(KNEE_SCHEMA_PREFIX):
         return run_knee_report(args.report_json, args.markdown)
     try:

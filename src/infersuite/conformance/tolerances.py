@@ -1,4 +1,4 @@
-"""Per-dtype tolerances from DESIGN.md, with user overrides."""
+"""Per-dtype tolerances (docs/tolerances.md), with user overrides."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ class Tolerance:
         return text
 
 
-# Batched vs solo, padded vs unpadded, cached vs recompute (DESIGN.md table).
+# Batched vs solo, padded vs unpadded, cached vs recompute (docs/tolerances.md).
 LOGITS_TOLERANCES: Mapping[str, Tolerance] = {
     "float32": Tolerance(1e-5, 1e-5),
     "float16": Tolerance(5e-3, 5e-3),

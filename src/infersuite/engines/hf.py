@@ -61,20 +61,25 @@ def cache_kwargs(model: PreTrainedModel, cache: object) -> dict[str, object]:
     return {"cache": cache} if "cache" in parameters else {"past_key_values": cache}
 
 
+def _forward(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+             cache: object | None = None) -> torch.Tensor:
+    """One forward pass in inference mode, positions from the mask (the last
+    ``input_ids.shape[1]`` of them); with `cache`, on top of it (mutated in place)."""
+    import torch
+
+    position_ids = position_ids_from_mask(attention_mask)[:, -input_ids.shape[1]:]
+    with torch.inference_mode():
+        out = model(input_ids=input_ids, attention_mask=attention_mask,
+                    position_ids=position_ids, use_cache=cache is not None,
+                    **({} if cache is None else cache_kwargs(model, cache)))
+    return out.logits.float()
+
+
 def forward_logits(
     model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor
 ) -> torch.Tensor:
     """Full-sequence logits (float32), positions derived from the mask."""
-    import torch
-
-    with torch.inference_mode():
-        out = model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids_from_mask(attention_mask),
-            use_cache=False,
-        )
-    return out.logits.float()
+    return _forward(model, input_ids, attention_mask)
 
 
 def _suppress(logits: torch.Tensor, banned: Sequence[int]) -> torch.Tensor:
@@ -137,19 +142,10 @@ def prefill(
     model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor
 ) -> tuple[torch.Tensor, object]:
     """Run the prompt with a fresh cache; returns (logits [B, T, V], cache)."""
-    import torch
     from transformers import DynamicCache
 
     cache = DynamicCache(config=model.config)
-    with torch.inference_mode():
-        out = model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids_from_mask(attention_mask),
-            use_cache=True,
-            **cache_kwargs(model, cache),
-        )
-    return out.logits.float(), cache  # forward fills the cache in place
+    return _forward(model, input_ids, attention_mask, cache), cache
 
 
 def decode_step(
@@ -160,16 +156,4 @@ def decode_step(
 ) -> torch.Tensor:
     """Feed new tokens on top of `cache` (mutated in place); `attention_mask` covers
     past + new tokens. Returns logits for the new tokens."""
-    import torch
-
-    n_new = input_ids.shape[1]
-    position_ids = position_ids_from_mask(attention_mask)[:, -n_new:]
-    with torch.inference_mode():
-        out = model(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            position_ids=position_ids,
-            use_cache=True,
-            **cache_kwargs(model, cache),
-        )
-    return out.logits.float()
+    return _forward(model, input_ids, attention_mask, cache)

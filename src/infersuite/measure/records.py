@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,7 +42,3 @@ def compute_request_metrics(timings: Sequence[RequestTiming]) -> dict[str, list[
         if values:
             metrics[stage] = values
     return metrics
-
-
-def records_by_fullname(records: Sequence[PerfRecord]) -> Mapping[str, PerfRecord]:
-    return {r.fullname: r for r in records}

@@ -1,4 +1,4 @@
-"""TTFT, ITL, TPOT and E2E from one request's marks, exactly as DESIGN.md defines them.
+"""TTFT, ITL, TPOT and E2E from one request's marks, exactly as docs/metrics.md defines them.
 
 Marks: "start" (request start, before tokenization), one "token" mark per generated step
 (the step's token ids are available), and "end" (the last token available to the caller,

@@ -1,38 +1,141 @@
-"""pytest11 entry point: --infer-* options, markers, parametrization and fixtures."""
+"""Which cases a test runs, and the fixtures that hand it a model, a tokenizer, the settings.
+
+Every suite module gets its cases from one place: a test that asks for the `infer_case`
+fixture is parametrized over model x dtype x device from --infer-model/--infer-dtype/
+--infer-device. A module (or a test) narrows or replaces that set with a marker:
+
+    pytestmark = pytest.mark.infer_cases(first_per_device=True)
+
+- ``models=("adder",)``: these models, whatever --infer-model says (a test of one model);
+- ``dtypes={"cpu": (...), "cuda": (...)}``: the module's dtypes when --infer-dtype is not given;
+- ``first_per_device=True``: only the first model at the first dtype on each device;
+- ``gpu_default=("gemma3-270m-shape", "bfloat16")``: the CUDA case when the user named
+  neither models nor dtypes;
+- ``load=False``: the fixture does not load the model (the test loads its own).
+
+CUDA cases carry the ``gpu`` marker and skip with the reason where no device is visible.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from infersuite.options import Case, OptionError, Settings, parse_settings
+from infersuite.plugin.options import Case, Settings, get_settings, probe_cuda
 
-# Feature plugins wired by this entry point; each owns its options and hooks.
-pytest_plugins: list[str] = [
-    "infersuite.pytest_perf", "infersuite.pytest_formats", "infersuite.pytest_knee",
-]
+NO_CUDA_REASON = ("no CUDA device is visible (torch.cuda.is_available() is False); "
+                  "run on a GPU host or use -m 'not gpu'")
 
-MARKERS = {
-    "conformance": "checks that the inference pipeline computes the right thing",
-    "perf": "latency and throughput benchmarks (pytest-benchmark)",
-    "gpu": "needs a CUDA device; skipped with a reason where none is visible",
-    "slow": "takes longer than the default CPU budget; deselect with -m 'not slow'",
-}
-
-settings_key = pytest.StashKey[Settings]()
 model_cache_key = pytest.StashKey[dict[tuple[str, str, str], Any]]()
+
+
+@dataclass(frozen=True)
+class CaseSelection:
+    """The arguments of the ``infer_cases`` marker."""
+
+    models: tuple[str, ...] | None = None
+    dtypes: dict[str, tuple[str, ...]] | None = None
+    first_per_device: bool = False
+    gpu_default: tuple[str, str] | None = None
+    load: bool = True
+
+
+def select_cases(settings: Settings, selection: CaseSelection) -> list[Case]:
+    """The cases one test runs: the settings' cases, narrowed by the module's selection."""
+    from infersuite.models.loader import describe_model
+
+    cases = []
+    for device in settings.devices():
+        kind = "cuda" if device.startswith("cuda") else "cpu"
+        if kind == "cuda" and selection.gpu_default and not (settings.models or settings.dtypes):
+            model, dtype = selection.gpu_default
+            cases.append(Case(model, describe_model(model), dtype, device))
+            continue
+        models = selection.models or settings.models_for(device)
+        dtypes = settings.dtypes or (selection.dtypes or {}).get(kind) \
+            or settings.dtypes_for(device)
+        if selection.first_per_device:
+            models, dtypes = models[:1], dtypes[:1]
+        cases += [Case(model, describe_model(model), dtype, device)
+                  for model in models for dtype in dtypes]
+    return cases
+
+
+def case_param(config: pytest.Config, case: Case) -> Any:
+    """A case as a pytest param: CUDA cases are marked gpu and skip without CUDA."""
+    marks: list[Any] = []
+    if case.is_gpu:
+        marks.append(pytest.mark.gpu)
+        if not probe_cuda(config)[0]:
+            marks.append(pytest.mark.skip(reason=NO_CUDA_REASON))
+    return pytest.param(case, id=case.id, marks=marks)
+
+
+def read_selection(node: pytest.Item) -> CaseSelection:
+    """The ``infer_cases`` marker closest to a test, as a CaseSelection."""
+    marker = node.get_closest_marker("infer_cases")
+    if marker is None:
+        return CaseSelection()
+    if marker.args:
+        raise pytest.UsageError(f"{node.nodeid}: infer_cases takes keyword arguments only "
+                                "(models=, dtypes=, first_per_device=, gpu_default=, load=)")
+    try:
+        return CaseSelection(**marker.kwargs)
+    except TypeError as exc:
+        raise pytest.UsageError(f"{node.nodeid}: infer_cases: {exc}") from None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    settings = get_settings(metafunc.config)
+    if "infer_case" in metafunc.fixturenames:
+        cases = select_cases(settings, read_selection(metafunc.definition))
+        metafunc.parametrize("infer_case", [case_param(metafunc.config, c) for c in cases],
+                             indirect=True)
+    if "infer_tokenizer" in metafunc.fixturenames:
+        from infersuite.models.loader import describe_model
+
+        models = list(dict.fromkeys(settings.models_for("cpu")))
+        metafunc.parametrize("infer_tokenizer", models, indirect=True,
+                             ids=[describe_model(m) for m in models])
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[model_cache_key] = {}
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    cache = config.stash.get(model_cache_key, None)
+    if cache is not None:
+        cache.clear()
+
+
+def load_case_model(config: pytest.Config, case: Case) -> Any:
+    """Load (once per session) the model a case names."""
+    import torch
+
+    from infersuite.models.loader import ModelLoadError, load_model
+
+    cache = config.stash[model_cache_key]
+    key = (case.model, case.dtype, case.device)
+    if key not in cache:
+        try:
+            cache[key] = load_model(case.model, getattr(torch, case.dtype), case.device,
+                                    get_settings(config).allow_pickle)
+        except ModelLoadError as exc:
+            pytest.fail(f"ModelLoadError: {exc}", pytrace=False)
+    return cache[key]
 
 
 @dataclass
 class InferCase:
-    """What a parametrized test gets: the loaded model and how to judge it."""
+    """What a parametrized test gets: the case, its model (loaded on first use), and how
+    to judge it."""
 
     case: Case
     settings: Settings
-    _loaded: Any = field(default=None, repr=False)
+    config: pytest.Config = field(repr=False)
 
     @property
     def id(self) -> str:
@@ -44,11 +147,11 @@ class InferCase:
 
     @property
     def model(self) -> Any:
-        return self._loaded.model
+        return load_case_model(self.config, self.case).model
 
     @property
     def tokenizer(self) -> Any | None:
-        return self._loaded.tokenizer
+        return load_case_model(self.config, self.case).tokenizer
 
     @property
     def tolerance(self) -> Any:
@@ -64,143 +167,14 @@ class InferCase:
         return build_prompt_ids(self.tokenizer, self.model.config.vocab_size)
 
 
-def _add_model_options(group: pytest.OptionGroup) -> None:
-    group.addoption("--infer-model", action="append", metavar="NAME_OR_PATH",
-                    help="zoo model name or local Hugging Face checkpoint directory "
-                         "(repeatable; default: the zoo's tiny models)")
-    group.addoption("--infer-allow-pickle", action="store_true", default=False,
-                    help="allow pickle (.bin/.pt) checkpoints; they can run code when loaded")
-
-
-def _add_runtime_options(group: pytest.OptionGroup) -> None:
-    group.addoption("--infer-device", default="auto", metavar="auto|cpu|cuda|cuda:N",
-                    help="device to run on (default auto: CPU, plus CUDA when visible)")
-    group.addoption("--infer-dtype", action="append", metavar="DTYPE",
-                    help="float32|float16|bfloat16 (repeatable; default float32 on CPU, "
-                         "float32+bfloat16+float16 on CUDA)")
-    group.addoption("--infer-tolerance", action="append", metavar="DTYPE=ATOL",
-                    help="override the logits tolerance (atol=rtol) for a dtype")
-
-
-def _add_report_options(group: pytest.OptionGroup) -> None:
-    group.addoption("--infer-report-dir", metavar="DIR",
-                    help="where reports are written (default reports/<UTC timestamp>/)")
-
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("infersuite", "infersuite: inference conformance and benchmarks")
-    _add_model_options(group)
-    _add_runtime_options(group)
-    _add_report_options(group)
-
-
-def _cuda_status() -> tuple[bool, int]:
-    import torch
-
-    available = torch.cuda.is_available()
-    return available, torch.cuda.device_count() if available else 0
-
-
-def _validate_models(settings: Settings) -> None:
-    from infersuite.models.loader import ModelLoadError, check_checkpoint_dir, is_checkpoint_path
-    from infersuite.models.zoo import UnknownModelError, get_entry
-
-    for spec in settings.models:
-        try:
-            if is_checkpoint_path(spec):
-                check_checkpoint_dir(Path(spec).expanduser(), settings.allow_pickle)
-            else:
-                get_entry(spec)
-        except (UnknownModelError, ModelLoadError) as exc:
-            raise pytest.UsageError(str(exc)) from None
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_configure(config: pytest.Config) -> None:
-    """Parse the settings before any feature plugin's configure reads them."""
-    for name, text in MARKERS.items():
-        config.addinivalue_line("markers", f"{name}: {text}")
-    if config.option.help or config.option.markers:
-        return
-    cuda_available, cuda_count = _cuda_status()
-    try:
-        settings = parse_settings(
-            models=config.getoption("infer_model"),
-            device=config.getoption("infer_device"),
-            dtypes=config.getoption("infer_dtype"),
-            report_dir=config.getoption("infer_report_dir"),
-            tolerances=config.getoption("infer_tolerance"),
-            allow_pickle=config.getoption("infer_allow_pickle"),
-            root=config.rootpath,
-            cuda_available=cuda_available,
-            cuda_count=cuda_count,
-        )
-    except OptionError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    _validate_models(settings)
-    config.stash[settings_key] = settings
-    config.stash[model_cache_key] = {}
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    cache = config.stash.get(model_cache_key, None)
-    if cache is not None:
-        cache.clear()
-
-
-def get_settings(config: pytest.Config) -> Settings:
-    return config.stash[settings_key]
-
-
-def case_param(case: Case, cuda_available: bool) -> Any:
-    """A case as a pytest param: CUDA cases are marked gpu and skip without CUDA."""
-    marks: list[Any] = []
-    if case.is_gpu:
-        marks.append(pytest.mark.gpu)
-        if not cuda_available:
-            marks.append(pytest.mark.skip(
-                reason="no CUDA device is visible (torch.cuda.is_available() is False); "
-                       "run on a GPU host or use -m 'not gpu'"))
-    return pytest.param(case, id=case.id, marks=marks)
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    settings = get_settings(metafunc.config)
-    if "infer_case" in metafunc.fixturenames:
-        params = [case_param(c, settings.cuda_available) for c in settings.cases()]
-        metafunc.parametrize("infer_case", params, indirect=True)
-    if "infer_tokenizer" in metafunc.fixturenames:
-        from infersuite.models.loader import describe_model
-
-        models = dict.fromkeys(settings.models_for("cpu"))
-        metafunc.parametrize("infer_tokenizer", list(models), indirect=True,
-                             ids=[describe_model(m) for m in models])
-
-
-def load_case_model(config: pytest.Config, case: Case) -> Any:
-    """Load (once per session) the model a case names."""
-    import torch
-
-    from infersuite.models.loader import ModelLoadError, load_model
-
-    cache = config.stash[model_cache_key]
-    key = (case.model, case.dtype, case.device)
-    if key not in cache:
-        settings = get_settings(config)
-        try:
-            cache[key] = load_model(case.model, getattr(torch, case.dtype), case.device,
-                                    settings.allow_pickle)
-        except ModelLoadError as exc:
-            pytest.fail(f"ModelLoadError: {exc}", pytrace=False)
-    return cache[key]
-
-
 @pytest.fixture
 def infer_case(request: pytest.FixtureRequest) -> InferCase:
-    """A model at a dtype on a device, from --infer-model/--infer-dtype/--infer-device."""
+    """A model at a dtype on a device, from --infer-model/--infer-dtype/--infer-device (or
+    the module's ``infer_cases`` marker)."""
     case: Case = request.param
-    settings = get_settings(request.config)
-    return InferCase(case, settings, load_case_model(request.config, case))
+    if read_selection(request.node).load:
+        load_case_model(request.config, case)  # a load error is the test's setup error
+    return InferCase(case, get_settings(request.config), request.config)
 
 
 @pytest.fixture

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from infersuite.atomic import write_text_atomic
+from infersuite.plugin.options import is_xdist_worker, settings_key
 
 rows_key = pytest.StashKey[list[dict[str, Any]]]()
 COLUMNS = ("format", "model", "variant", "file_bytes", "save_s", "load_s", "export_s",
@@ -43,23 +44,10 @@ def render_formats_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary file in the same directory, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_format_report(report_dir: Path, rows: list[dict[str, Any]]) -> list[Path]:
     paths = [report_dir / "formats.json", report_dir / "formats.md"]
-    save_text_atomic(paths[0], json.dumps({"rows": rows}, indent=2, default=str) + "\n")
-    save_text_atomic(paths[1], render_formats_markdown(rows))
+    write_text_atomic(paths[0], json.dumps({"rows": rows}, indent=2, default=str) + "\n")
+    write_text_atomic(paths[1], render_formats_markdown(rows))
     return paths
 
 
@@ -73,12 +61,20 @@ def format_report(pytestconfig: pytest.Config) -> FormatReport:
     return FormatReport(pytestconfig.stash[rows_key])
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    from infersuite.plugin import settings_key
+def export_state(config: pytest.Config) -> list[dict[str, Any]]:
+    """This process's rows, for the xdist controller."""
+    rows: list[dict[str, Any]] = config.stash.get(rows_key, [])
+    return list(rows)
 
+
+def merge_state(config: pytest.Config, rows: list[dict[str, Any]]) -> None:
+    config.stash[rows_key].extend(rows)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
     rows = session.config.stash.get(rows_key, [])
     settings = session.config.stash.get(settings_key, None)
-    if rows and settings is not None:
+    if rows and settings is not None and not is_xdist_worker(session.config):
         save_format_report(Path(settings.report_dir), rows)
 
 

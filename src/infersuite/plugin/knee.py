@@ -10,6 +10,13 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from infersuite.plugin.options import (
+    get_settings,
+    is_xdist_worker,
+    parse_positive_float,
+    parse_positive_int,
+)
+
 if TYPE_CHECKING:
     from infersuite.measure.calibration import Calibration
     from infersuite.measure.sweep import PointResult
@@ -20,39 +27,19 @@ DEFAULT_MAX_BATCH = {"cpu": 64, "cuda": 256}
 DEFAULT_BUDGET_S = {"cpu": 60.0, "cuda": 240.0}
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise pytest.UsageError(f"{value!r} is not an integer; e.g. 64") from None
-    if number < 1:
-        raise pytest.UsageError(f"{value}: must be >= 1")
-    return number
-
-
-def _positive_float(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise pytest.UsageError(f"{value!r} is not a number; e.g. 2.0") from None
-    if not number > 0:
-        raise pytest.UsageError(f"{value}: must be > 0")
-    return number
-
-
 def _add_sweep_options(group: pytest.OptionGroup) -> None:
-    group.addoption("--infer-sweep-max-batch", type=_positive_int, metavar="N",
+    group.addoption("--infer-sweep-max-batch", type=parse_positive_int, metavar="N",
                     help="largest batch size of the knee sweep (powers of two from 1; "
                          "default 64 on CPU, 256 on CUDA); an OOM ends the sweep earlier")
-    group.addoption("--infer-sweep-budget-s", type=_positive_float, metavar="SECONDS",
+    group.addoption("--infer-sweep-budget-s", type=parse_positive_float, metavar="SECONDS",
                     help="time budget per sweep (model x dtype); default 60 on CPU, 240 on CUDA")
 
 
 def _add_slo_options(group: pytest.OptionGroup) -> None:
-    group.addoption("--infer-slo-ms", type=_positive_float, metavar="MS",
+    group.addoption("--infer-slo-ms", type=parse_positive_float, metavar="MS",
                     help="p99 latency SLO for the SLO knee (default: --infer-slo-factor x "
                          "p99 at the smallest batch)")
-    group.addoption("--infer-slo-factor", type=_positive_float, default=2.0, metavar="K",
+    group.addoption("--infer-slo-factor", type=parse_positive_float, default=2.0, metavar="K",
                     help="default SLO = K x p99 latency at the smallest batch (default 2.0)")
 
 
@@ -72,9 +59,9 @@ def describe_device(device: str) -> str:
         import torch
 
         return str(torch.cuda.get_device_name(device))
-    from infersuite.baseline.fingerprint import _cpu_count, _read_cpu_model
+    from infersuite.baseline.fingerprint import count_cpus, read_cpu_model
 
-    return f"{_read_cpu_model()} ({_cpu_count()} cores)"
+    return f"{read_cpu_model()} ({count_cpus()} cores)"
 
 
 @dataclass
@@ -88,6 +75,7 @@ class KneeRecorder:
     sweeps: list[dict[str, Any]] = field(default_factory=list)
     concurrency: list[dict[str, Any]] = field(default_factory=list)
     calibrations: dict[str, Calibration] = field(default_factory=dict)
+    received_calibrations: dict[str, dict[str, Any]] = field(default_factory=dict)  # xdist
     written: list[Path] = field(default_factory=list)
     plot_note: str = ""
 
@@ -104,6 +92,10 @@ class KneeRecorder:
 
             self.calibrations[device] = run_calibration(device)
         return self.calibrations[device]
+
+    def calibration_dicts(self) -> dict[str, dict[str, Any]]:
+        return {**self.received_calibrations,
+                **{d: c.to_dict() for d, c in self.calibrations.items()}}
 
     def add_sweep(self, context: dict[str, str], points: list[PointResult], facts: ModelFacts,
                   prompt_tokens: int) -> KneeReport:
@@ -150,7 +142,7 @@ class KneeRecorder:
             "fingerprint": fingerprint,
             "settings": {"max_batch": self.max_batch, "budget_s": self.budget_s,
                          "slo_ms": self.slo_ms, "slo_factor": self.slo_factor},
-            "calibrations": {d: c.to_dict() for d, c in self.calibrations.items()},
+            "calibrations": self.calibration_dicts(),
             "sweeps": self.sweeps,
             "concurrency": self.concurrency,
         }
@@ -181,12 +173,30 @@ def knee_recorder(pytestconfig: pytest.Config) -> KneeRecorder:
     return pytestconfig.stash[knee_key]
 
 
+def export_state(config: pytest.Config) -> dict[str, Any]:
+    """This process's sweeps and calibrations, for the xdist controller."""
+    recorder = config.stash.get(knee_key, None)
+    if recorder is None or not (recorder.sweeps or recorder.concurrency):
+        return {}
+    return {"sweeps": recorder.sweeps, "concurrency": recorder.concurrency,
+            "calibrations": recorder.calibration_dicts()}
+
+
+def merge_state(config: pytest.Config, data: dict[str, Any]) -> None:
+    recorder = config.stash[knee_key]
+    recorder.sweeps += data.get("sweeps", [])
+    recorder.concurrency += data.get("concurrency", [])
+    recorder.received_calibrations.update(data.get("calibrations", {}))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     recorder = session.config.stash.get(knee_key, None)
     if recorder is None or not (recorder.sweeps or recorder.concurrency):
         return
-    from infersuite.plugin import get_settings
-    from infersuite.report.knee_document import PLOT_HINT, save_knee_report
+    if is_xdist_worker(session.config):
+        return
+    from infersuite.report.knee_document import save_knee_report
+    from infersuite.report.knee_plots import PLOT_HINT
 
     doc = recorder.build_document(session.config)
     report_dir = get_settings(session.config).report_dir

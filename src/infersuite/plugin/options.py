@@ -1,11 +1,19 @@
-"""Parse and validate the --infer-* options into a frozen Settings object."""
+"""The core --infer-* options, their validation, and the frozen Settings object.
+
+One validation style for every infersuite option: a bad value fails when pytest parses the
+command line (an `argparse` type below raises with the value and the fix, pytest exits with
+a usage error); a bad combination raises `pytest.UsageError` in `pytest_configure`.
+"""
 
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+import pytest
 
 DTYPES = ("float32", "float16", "bfloat16")
 DEFAULT_DTYPES = {"cpu": ("float32",), "cuda": ("float32", "bfloat16", "float16")}
@@ -13,8 +21,64 @@ DEFAULT_GPU_EXTRA_MODELS = ("gemma3-270m-shape",)
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
 
-class OptionError(ValueError):
-    """An option value or combination that cannot work; the message says what to do."""
+def parse_positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not an integer; e.g. 64") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r}: need at least 1")
+    return number
+
+
+def parse_non_negative_int(value: str) -> int:
+    return 0 if value.strip() == "0" else parse_positive_int(value)
+
+
+def _to_float(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what}: {text!r} is not a number") from None
+
+
+def parse_positive_float(value: str) -> float:
+    number = _to_float(value, "e.g. 2.0")
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: must be > 0")
+    return number
+
+
+def parse_fraction(value: str) -> float:
+    """A relative change such as 0.05 (5%)."""
+    number = _to_float(value, "a relative change, e.g. 0.05 = 5%")
+    if not 0.0 <= number < 10.0:
+        raise argparse.ArgumentTypeError(f"{value!r}: use a relative change such as 0.05 (5%)")
+    return number
+
+
+def parse_device(value: str) -> str:
+    if not _DEVICE_RE.match(value):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected auto, cpu, cuda or cuda:N")
+    return value
+
+
+def parse_dtype(value: str) -> str:
+    if value not in DTYPES:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected one of {', '.join(DTYPES)}")
+    return value
+
+
+def parse_tolerance(value: str) -> tuple[str, float]:
+    dtype, sep, number = value.partition("=")
+    if not sep or dtype not in DTYPES:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected DTYPE=ATOL with DTYPE one of {', '.join(DTYPES)}, "
+            "e.g. --infer-tolerance bfloat16=2e-2")
+    atol = _to_float(number, f"{value!r}")
+    if not atol > 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: the tolerance must be > 0")
+    return dtype, atol
 
 
 @dataclass(frozen=True)
@@ -43,7 +107,6 @@ class Settings:
     report_dir: Path
     tolerances: dict[str, float] = field(default_factory=dict)  # dtype -> atol=rtol override
     allow_pickle: bool = False
-    cuda_available: bool = False
 
     def devices(self) -> tuple[str, ...]:
         """auto: the CPU plus CUDA (whose items skip without a GPU)."""
@@ -71,76 +134,123 @@ class Settings:
         ]
 
 
-def parse_device(value: str) -> str:
-    if not _DEVICE_RE.match(value):
-        raise OptionError(f"--infer-device {value}: expected auto, cpu, cuda or cuda:N")
-    return value
-
-
-def parse_dtype(value: str) -> str:
-    if value not in DTYPES:
-        raise OptionError(f"--infer-dtype {value}: expected one of {', '.join(DTYPES)}")
-    return value
-
-
-def parse_tolerance(value: str) -> tuple[str, float]:
-    dtype, sep, number = value.partition("=")
-    if not sep or dtype not in DTYPES:
-        raise OptionError(
-            f"--infer-tolerance {value}: expected DTYPE=ATOL with DTYPE one of "
-            f"{', '.join(DTYPES)}, e.g. --infer-tolerance bfloat16=2e-2"
-        )
-    try:
-        atol = float(number)
-    except ValueError:
-        raise OptionError(f"--infer-tolerance {value}: {number!r} is not a number") from None
-    if not atol > 0:
-        raise OptionError(f"--infer-tolerance {value}: the tolerance must be > 0")
-    return dtype, atol
-
-
-def check_device_available(device: str, cuda_available: bool, cuda_count: int) -> None:
-    if not device.startswith("cuda"):
-        return
-    if not cuda_available:
-        raise OptionError(
-            f"--infer-device {device}: no CUDA device is visible "
-            "(torch.cuda.is_available() is False); use --infer-device cpu or run on a GPU host"
-        )
-    index = int(device.split(":")[1]) if ":" in device else 0
-    if index >= cuda_count:
-        raise OptionError(
-            f"--infer-device {device}: only {cuda_count} CUDA device(s) visible; "
-            f"use cuda:0..cuda:{cuda_count - 1}"
-        )
-
-
 def default_report_dir(root: Path) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     return root / "reports" / stamp
 
 
-def parse_settings(
-    *,
-    models: list[str] | None,
-    device: str,
-    dtypes: list[str] | None,
-    report_dir: str | None,
-    tolerances: list[str] | None,
-    allow_pickle: bool,
-    root: Path,
-    cuda_available: bool,
-    cuda_count: int,
-) -> Settings:
-    device = parse_device(device)
-    check_device_available(device, cuda_available, cuda_count)
-    parsed_dtypes = tuple(dict.fromkeys(parse_dtype(d) for d in dtypes or ()))
+def build_settings(*, models: list[str] | None, device: str, dtypes: list[str] | None,
+                   report_dir: str | None, tolerances: list[tuple[str, float]] | None,
+                   allow_pickle: bool, root: Path) -> Settings:
+    """Settings from already-parsed option values (duplicates dropped, order kept)."""
     return Settings(
         models=tuple(dict.fromkeys(models or ())),
         device=device,
-        dtypes=parsed_dtypes,
+        dtypes=tuple(dict.fromkeys(dtypes or ())),
         report_dir=Path(report_dir) if report_dir else default_report_dir(root),
-        tolerances=dict(parse_tolerance(t) for t in tolerances or ()),
+        tolerances=dict(tolerances or ()),
         allow_pickle=allow_pickle,
-        cuda_available=cuda_available,
     )
+
+
+def check_device_available(device: str, cuda_available: bool, cuda_count: int) -> None:
+    """Raise pytest.UsageError when an explicitly requested CUDA device is not there."""
+    if not device.startswith("cuda"):
+        return
+    if not cuda_available:
+        raise pytest.UsageError(
+            f"--infer-device {device}: no CUDA device is visible "
+            "(torch.cuda.is_available() is False); use --infer-device cpu or run on a GPU host")
+    index = int(device.split(":")[1]) if ":" in device else 0
+    if index >= cuda_count:
+        raise pytest.UsageError(
+            f"--infer-device {device}: only {cuda_count} CUDA device(s) visible; "
+            f"use cuda:0..cuda:{cuda_count - 1}")
+
+
+def _add_model_options(group: pytest.OptionGroup) -> None:
+    group.addoption("--infer-model", action="append", metavar="NAME_OR_PATH",
+                    help="zoo model name or local Hugging Face checkpoint directory "
+                         "(repeatable; default: the zoo's tiny models)")
+    group.addoption("--infer-allow-pickle", action="store_true", default=False,
+                    help="allow pickle (.bin/.pt) checkpoints; they can run code when loaded")
+
+
+def _add_runtime_options(group: pytest.OptionGroup) -> None:
+    group.addoption("--infer-device", default="auto", type=parse_device,
+                    metavar="auto|cpu|cuda|cuda:N",
+                    help="device to run on (default auto: CPU, plus CUDA when visible)")
+    group.addoption("--infer-dtype", action="append", type=parse_dtype, metavar="DTYPE",
+                    help="float32|float16|bfloat16 (repeatable; default float32 on CPU, "
+                         "float32+bfloat16+float16 on CUDA)")
+    group.addoption("--infer-tolerance", action="append", type=parse_tolerance,
+                    metavar="DTYPE=ATOL",
+                    help="override the logits tolerance (atol=rtol) for a dtype")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("infersuite", "infersuite: inference conformance and benchmarks")
+    _add_model_options(group)
+    _add_runtime_options(group)
+    group.addoption("--infer-report-dir", metavar="DIR",
+                    help="where reports are written (default reports/<UTC timestamp>/)")
+
+
+settings_key = pytest.StashKey[Settings]()
+cuda_key = pytest.StashKey[tuple[bool, int]]()
+
+
+def probe_cuda(config: pytest.Config) -> tuple[bool, int]:
+    """(available, device count), asked of torch once per run and only when needed."""
+    if cuda_key not in config.stash:
+        import torch
+
+        available = torch.cuda.is_available()
+        config.stash[cuda_key] = (available, torch.cuda.device_count() if available else 0)
+    return config.stash[cuda_key]
+
+
+def _check_models(settings: Settings) -> None:
+    if not settings.models:
+        return
+    from infersuite.models.loader import ModelLoadError, check_checkpoint_dir, is_checkpoint_path
+    from infersuite.models.zoo import UnknownModelError, get_entry
+
+    for spec in settings.models:
+        try:
+            if is_checkpoint_path(spec):
+                check_checkpoint_dir(Path(spec).expanduser(), settings.allow_pickle)
+            else:
+                get_entry(spec)
+        except (UnknownModelError, ModelLoadError) as exc:
+            raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Build the Settings before any other infersuite module's configure reads them."""
+    if config.option.help or config.option.markers:
+        return
+    settings = build_settings(
+        models=config.getoption("infer_model"), device=config.getoption("infer_device"),
+        dtypes=config.getoption("infer_dtype"), report_dir=config.getoption("infer_report_dir"),
+        tolerances=config.getoption("infer_tolerance"),
+        allow_pickle=config.getoption("infer_allow_pickle"), root=config.rootpath)
+    if settings.device.startswith("cuda"):  # asked for by name: check now (imports torch)
+        check_device_available(settings.device, *probe_cuda(config))
+    _check_models(settings)
+    config.stash[settings_key] = settings
+
+
+def get_settings(config: pytest.Config) -> Settings:
+    return config.stash[settings_key]
+
+
+def is_xdist_worker(config: pytest.Config) -> bool:
+    """A pytest-xdist worker: it measures, the controller writes."""
+    return hasattr(config, "workerinput")
+
+
+def is_xdist_controller(config: pytest.Config) -> bool:
+    """The process that drives pytest-xdist workers (``-n N`` with N > 0)."""
+    return not is_xdist_worker(config) and bool(getattr(config.option, "numprocesses", None))

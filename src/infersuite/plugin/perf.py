@@ -3,53 +3,36 @@ reports, pytest-benchmark hooks and the regression gate that fails the run."""
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from infersuite.measure.records import PerfRecord
+from infersuite.plugin.options import (
+    get_settings,
+    is_xdist_worker,
+    parse_fraction,
+    parse_non_negative_int,
+    parse_positive_int,
+    probe_cuda,
+)
 
 T = TypeVar("T")
 DEFAULT_LATENCY_ROUNDS = 80  # single-request latency; other benchmarks scale with it
 MIN_ROUNDS = 3
 
 
-def _positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not an integer") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{value!r}: need at least 1")
-    return number
-
-
-def _non_negative_int(value: str) -> int:
-    return 0 if value.strip() == "0" else _positive_int(value)
-
-
-def _threshold(value: str) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number (e.g. 0.05 = 5%)") from None
-    if not 0.0 <= number < 10.0:
-        raise argparse.ArgumentTypeError(f"{value!r}: use a relative change such as 0.05 (5%)")
-    return number
-
-
 def _add_measure_options(group: pytest.OptionGroup) -> None:
-    group.addoption("--infer-rounds", type=_positive_int, metavar="N",
+    group.addoption("--infer-rounds", type=parse_positive_int, metavar="N",
                     help=f"measured rounds of the single-request latency benchmarks (default "
                          f"{DEFAULT_LATENCY_ROUNDS}); other perf benchmarks scale theirs by "
                          f"N/{DEFAULT_LATENCY_ROUNDS}. p99 needs >= 368 samples for an interval")
-    group.addoption("--infer-warmup", type=_non_negative_int, metavar="N",
+    group.addoption("--infer-warmup", type=parse_non_negative_int, metavar="N",
                     help="unmeasured warmup rounds per benchmark (default: per benchmark)")
-    group.addoption("--infer-cpu-threads", type=_non_negative_int, default=1, metavar="N",
+    group.addoption("--infer-cpu-threads", type=parse_non_negative_int, default=1, metavar="N",
                     help="torch intra-op threads during perf tests (default 1: one request "
                          "stream, stable on shared hosts; 0 keeps torch's default)")
 
@@ -59,7 +42,7 @@ def _add_baseline_options(group: pytest.OptionGroup) -> None:
                     help="compare this run to a baseline file; regressions fail the run")
     group.addoption("--infer-save-baseline", metavar="PATH",
                     help="write this run to a baseline file (appended to its run history)")
-    group.addoption("--infer-regression-threshold", type=_threshold, default=0.05,
+    group.addoption("--infer-regression-threshold", type=parse_fraction, default=0.05,
                     metavar="FRACTION", help="smallest median slowdown that fails the gate "
                     "(default 0.05; never below the baseline's recorded between-run spread)")
     group.addoption("--infer-baseline-any-device", action="store_true", default=False,
@@ -85,9 +68,12 @@ class PerfState:
     save_path: Path | None = None
     save_existing: dict[str, Any] | None = None
     fingerprint: dict[str, Any] | None = None
-    fingerprint_device: str | None = None
+    # Which device the fingerprint describes; asked only when a fingerprint is needed,
+    # because answering it may import torch to probe CUDA.
+    fingerprint_device: Callable[[], str | None] = lambda: None
     root: Path | None = None
     records: dict[str, PerfRecord] = field(default_factory=dict)
+    benchmark_rounds: dict[str, PerfRecord] = field(default_factory=dict)  # plain benchmarks
     report: dict[str, Any] | None = None
     written: list[str] = field(default_factory=list)
     regressions: int = 0
@@ -96,7 +82,7 @@ class PerfState:
         if self.fingerprint is None:
             from infersuite.baseline.fingerprint import compute_fingerprint
 
-            self.fingerprint = compute_fingerprint(self.fingerprint_device, self.root)
+            self.fingerprint = compute_fingerprint(self.fingerprint_device(), self.root)
         return self.fingerprint
 
 
@@ -104,15 +90,15 @@ perf_state_key = pytest.StashKey[PerfState]()
 
 
 def _fingerprint_device(config: pytest.Config) -> str | None:
-    from infersuite.plugin import get_settings
-
     settings = get_settings(config)
-    if settings.device == "cpu" or not settings.cuda_available:
+    if settings.device == "cpu" or not probe_cuda(config)[0]:
         return None
     return "cuda" if settings.device == "auto" else settings.device
 
 
 def _load_baselines(state: PerfState, any_device: bool) -> None:
+    if state.baseline_path is None and state.save_path is None:
+        return
     from infersuite.baseline.store import BaselineError, check_same_device, load_baseline
 
     try:
@@ -140,7 +126,7 @@ def pytest_configure(config: pytest.Config) -> None:
         cpu_threads=config.getoption("infer_cpu_threads"),
         baseline_path=Path(baseline) if baseline else None,
         save_path=Path(save) if save else None,
-        fingerprint_device=_fingerprint_device(config),
+        fingerprint_device=lambda: _fingerprint_device(config),
         root=config.rootpath,
     )
     _load_baselines(state, config.getoption("infer_baseline_any_device"))
@@ -222,21 +208,32 @@ def _infer_perf_threads(request: pytest.FixtureRequest) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def _benchmark_metadata(config: pytest.Config) -> list[Any]:
-    session = getattr(config, "_benchmarksession", None)
-    return [b for b in getattr(session, "benchmarks", []) if b and not b.has_error]
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    """Keep the round times of a plain `benchmark` test (one that never called
+    `infer_perf.record`), read from its fixture once the test has run."""
+    try:
+        return (yield)
+    finally:
+        _keep_benchmark_rounds(item)
+
+
+def _keep_benchmark_rounds(item: pytest.Item) -> None:
+    state = item.config.stash.get(perf_state_key, None)
+    fixture = getattr(item, "funcargs", {}).get("benchmark")
+    metadata = getattr(fixture, "stats", None)
+    if state is None or metadata is None or getattr(fixture, "has_error", True):
+        return
+    rounds = list(metadata.stats.data)
+    if rounds:
+        state.benchmark_rounds[item.nodeid] = PerfRecord(
+            name=metadata.name, fullname=item.nodeid, primary="round_s",
+            metrics={"round_s": rounds}, group=metadata.group, source="pytest-benchmark")
 
 
 def collect_records(config: pytest.Config, state: PerfState) -> list[PerfRecord]:
     """The test-recorded samples, plus round times of plain pytest-benchmark benchmarks."""
-    records = dict(state.records)
-    for bench in _benchmark_metadata(config):
-        if bench.fullname not in records and bench.stats.data:
-            records[bench.fullname] = PerfRecord(
-                name=bench.name, fullname=bench.fullname, primary="round_s",
-                metrics={"round_s": list(bench.stats.data)}, group=bench.group,
-                source="pytest-benchmark")
-    return list(records.values())
+    return list({**state.benchmark_rounds, **state.records}.values())
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -288,7 +285,6 @@ def _settings_summary(config: pytest.Config, state: PerfState) -> dict[str, Any]
 
 def _finish_run(config: pytest.Config, state: PerfState, records: list[PerfRecord]) -> None:
     from infersuite.baseline.store import merge_run, save_baseline
-    from infersuite.plugin import get_settings
     from infersuite.report.document import build_report, save_report
     from infersuite.report.markdown import render_markdown
 
@@ -307,9 +303,22 @@ def _finish_run(config: pytest.Config, state: PerfState, records: list[PerfRecor
                              f"({len(data['benchmarks'])} benchmarks)")
 
 
+def export_state(config: pytest.Config) -> list[dict[str, Any]]:
+    """This process's records, for the xdist controller."""
+    state = config.stash.get(perf_state_key, None)
+    return [] if state is None else [asdict(r) for r in collect_records(config, state)]
+
+
+def merge_state(config: pytest.Config, records: list[dict[str, Any]]) -> None:
+    state = config.stash[perf_state_key]
+    for data in records:
+        record = PerfRecord(**data)
+        state.records[record.fullname] = record
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = session.config.stash.get(perf_state_key, None)
-    if state is None:
+    if state is None or is_xdist_worker(session.config):
         return
     records = collect_records(session.config, state)
     if not records:
@@ -320,11 +329,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
-    from infersuite.report.terminal import render_terminal_report
-
     state = config.stash.get(perf_state_key, None)
     if state is None or state.report is None:
         return
+    from infersuite.report.terminal import render_terminal_report
+
     terminalreporter.section("infersuite perf")
     for line in render_terminal_report(state.report).splitlines():
         terminalreporter.write_line(line)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from infersuite.atomic import write_text_atomic
 from infersuite.baseline.gate import GateResult, GateRow
-from infersuite.baseline.store import write_atomic
+from infersuite.documents import DocumentError, parse_document, read_text
 from infersuite.measure.records import PerfRecord
 from infersuite.measure.scaling import compute_loglog_slope
 from infersuite.stats.percentiles import compute_summary
@@ -30,7 +31,7 @@ TIMING_WINDOW = (
 )
 
 
-class ReportError(ValueError):
+class ReportError(DocumentError):
     """A report file that cannot be read; the message names the path and the problem."""
 
 
@@ -120,29 +121,19 @@ def build_report(records: Sequence[PerfRecord], fingerprint: dict[str, Any],
 def save_report(directory: Path, report: dict[str, Any], markdown: str) -> tuple[Path, Path]:
     directory = Path(directory)
     json_path, md_path = directory / "report.json", directory / "report.md"
-    write_atomic(json_path, json.dumps(report, indent=1) + "\n")
-    write_atomic(md_path, markdown)
+    write_text_atomic(json_path, json.dumps(report, indent=1) + "\n")
+    write_text_atomic(md_path, markdown)
     return json_path, md_path
 
 
+def _report_error(path: Path) -> Callable[[str], ReportError]:
+    return lambda problem: ReportError(
+        f"{path}: {problem} (expected a report.json written by an infersuite perf run)")
+
+
 def parse_report(path: Path, text: str) -> dict[str, Any]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: not valid JSON (truncated or corrupt? {exc})") from None
-    if not isinstance(data, dict) or data.get("schema") != REPORT_SCHEMA:
-        found = data.get("schema") if isinstance(data, dict) else type(data).__name__
-        raise ReportError(f"{path}: schema is {found!r}, expected {REPORT_SCHEMA!r} "
-                          "(a report.json written by an infersuite perf run)")
-    if not isinstance(data.get("benchmarks"), list):
-        raise ReportError(f"{path}: 'benchmarks' is missing or not a list")
-    return data
+    return parse_document(text, REPORT_SCHEMA, {"benchmarks": list}, _report_error(path))
 
 
 def load_report(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{path}: cannot be read ({exc})") from None
-    return parse_report(path, text)
+    return parse_report(path, read_text(path, _report_error(path)))

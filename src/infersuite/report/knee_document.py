@@ -6,20 +6,31 @@ Times are stored in seconds; tables show milliseconds.
 from __future__ import annotations
 
 import json
-import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from infersuite.atomic import write_text_atomic
+from infersuite.documents import DocumentError, parse_document, read_text
+from infersuite.report.knee_plots import render_knee_plots
+
 SCHEMA = "infersuite.knee/1"
-PLOT_HINT = "plots skipped: matplotlib is not installed; pip install infersuite[plots] to get plots"
+REQUIRED = {"sweeps": list}  # what every reader needs; concurrency etc. are optional
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and os.replace."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+class KneeDocumentError(DocumentError):
+    """A knee.json that cannot be used; the message names the path and the problem."""
+
+
+def _knee_error(path: Path) -> Callable[[str], KneeDocumentError]:
+    return lambda problem: KneeDocumentError(
+        f"{path}: {problem} (expected a knee.json written by an infersuite knee sweep)")
+
+
+def load_knee_document(path: Path) -> dict[str, Any]:
+    """Read and check a knee.json; KneeDocumentError says what is wrong."""
+    return parse_document(read_text(path, _knee_error(path)), SCHEMA, REQUIRED,
+                          _knee_error(path))
 
 
 def _ms(value: object) -> str:
@@ -67,7 +78,7 @@ SWEEP_HEADERS = ["batch", "status", "rounds", "p50 ms", "p99 ms [95% CI]", "tok/
 
 
 def knee_lines(sweep: dict[str, Any]) -> list[str]:
-    """The knees in DESIGN.md order, then warnings."""
+    """The knees in the order of docs/knee.md, then warnings."""
     knee = sweep["knee"]
     slo, power, fit, kneedle = knee["slo_knee"], knee["power_knee"], knee["fit"], knee["kneedle"]
     slo_detail = slo.get("detail") or {}
@@ -159,12 +170,10 @@ def render_knee_markdown(doc: dict[str, Any], plots: list[str], plot_note: str) 
 
 def save_knee_report(report_dir: Path, doc: dict[str, Any]) -> list[Path]:
     """knee.json, the plots (when matplotlib is there) and knee.md; returns the paths."""
-    from infersuite.report.knee_plots import render_knee_plots
-
     report_dir.mkdir(parents=True, exist_ok=True)
     plots, note = render_knee_plots(doc, report_dir)
     doc = {**doc, "plots": [Path(p).name for p in plots]}
     json_path, md_path = report_dir / "knee.json", report_dir / "knee.md"
-    write_atomic(json_path, (json.dumps(doc, indent=1, default=str) + "\n").encode())
-    write_atomic(md_path, render_knee_markdown(doc, [str(p) for p in plots], note).encode())
+    write_text_atomic(json_path, json.dumps(doc, indent=1, default=str) + "\n")
+    write_text_atomic(md_path, render_knee_markdown(doc, [str(p) for p in plots], note))
     return [json_path, md_path, *plots]

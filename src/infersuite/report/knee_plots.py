@@ -6,11 +6,13 @@ paths and a hint, and the tables are rendered as usual.
 
 from __future__ import annotations
 
-import os
+import io
 from pathlib import Path
 from typing import Any
 
-from infersuite.report.knee_document import PLOT_HINT
+from infersuite.atomic import write_bytes_atomic
+
+PLOT_HINT = "plots skipped: matplotlib is not installed; pip install infersuite[plots] to get plots"
 
 LATENCY_THROUGHPUT = "knee_latency_throughput"
 LATENCY_BATCH = "knee_latency_batch"
@@ -136,9 +138,9 @@ def _save(fig: Any, out_dir: Path, stem: str) -> list[Path]:
     paths = []
     for ext in ("png", "svg"):
         path = out_dir / f"{stem}.{ext}"
-        tmp = out_dir / f".{stem}.{os.getpid()}.tmp.{ext}"
-        fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
-        os.replace(tmp, path)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=ext, dpi=120, bbox_inches="tight")
+        write_bytes_atomic(path, buffer.getvalue())
         paths.append(path)
     return paths
 

@@ -3,12 +3,12 @@ JSON (`--benchmark-json`, which carries raw round times)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from infersuite.baseline.store import BASELINE_SCHEMA, BaselineError, parse_baseline
+from infersuite.documents import parse_json_object, read_text
 from infersuite.report.document import REPORT_SCHEMA, ReportError, parse_report
 
 
@@ -62,15 +62,9 @@ def _from_pytest_benchmark(path: Path, data: dict[str, Any]) -> RunSamples:
 def load_run_samples(path: Path) -> RunSamples:
     """Any of the three formats; ReportError names the path and the problem."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ReportError(f"{path}: cannot be read ({exc})") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ReportError(f"{path}: not valid JSON (truncated or corrupt? {exc})") from None
-    schema = data.get("schema") if isinstance(data, dict) else None
+    text = read_text(path, lambda problem: ReportError(f"{path}: {problem}"))
+    data = parse_json_object(text, lambda problem: ReportError(f"{path}: {problem}"))
+    schema = data.get("schema")
     try:
         if schema == REPORT_SCHEMA:
             return _from_report(path, parse_report(path, text))
@@ -78,8 +72,8 @@ def load_run_samples(path: Path) -> RunSamples:
             return _from_baseline(path, parse_baseline(path, text))
     except BaselineError as exc:
         raise ReportError(str(exc)) from None
-    if (isinstance(data, dict) and isinstance(data.get("benchmarks"), list)
-            and "machine_info" in data):
+    if isinstance(data.get("benchmarks"), list) and "machine_info" in data:
         return _from_pytest_benchmark(path, data)
-    raise ReportError(f"{path}: not an infersuite report ({REPORT_SCHEMA}), baseline "
-                      f"({BASELINE_SCHEMA}) or pytest-benchmark JSON (schema {schema!r})")
+    raise ReportError(f"{path}: schema is {schema!r}; this reads an infersuite report "
+                      f"({REPORT_SCHEMA}), a baseline ({BASELINE_SCHEMA}) or "
+                      "pytest-benchmark JSON")

@@ -1,6 +1,6 @@
 """Baseline-vs-current latency comparison: shift estimate, significance and the gate verdict.
 
-Gate rule (DESIGN.md "Regression gating"): a regression needs BOTH a significant one-sided
+Gate rule (docs/gate.md): a regression needs BOTH a significant one-sided
 Mann-Whitney U test (p < alpha) AND a median ratio above 1 + effective threshold, where the
 effective threshold is max(threshold, history spread); when both sides have enough samples
 for a one-sided 95% upper bound of p99 (299), the p99 ratio must exceed it too. An

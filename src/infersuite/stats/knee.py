@@ -1,4 +1,4 @@
-"""Knee points of a batch-size / concurrency sweep (DESIGN.md "Knee point").
+"""Knee points of a batch-size / concurrency sweep (docs/knee.md).
 
 Reported in this order: the SLO knee (largest batch whose p99 -- its upper bound when known
 -- meets the SLO), the power knee (argmax throughput / p50 latency, Kleinrock's power), a

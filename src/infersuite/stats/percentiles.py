@@ -88,6 +88,16 @@ def min_samples_for_percentile(
     return max(_min_n(q, tail), _min_n(1.0 - q, tail))
 
 
+def compute_percentile(samples: Iterable[float], percentile: float) -> float | None:
+    """The p-th percentile by numpy's linear interpolation; None without samples.
+
+    The one definition every table uses (reports, `infersuite compare`, the gate's medians).
+    """
+    _check_percentile(percentile)
+    data = _as_sorted_array(samples)
+    return float(np.percentile(data, percentile)) if data.size else None
+
+
 def compute_percentile_interval(
     samples: Iterable[float], percentile: float, confidence: float = 0.95
 ) -> PercentileEstimate:
@@ -107,7 +117,7 @@ def compute_percentile_interval(
             False,
             f"{_percentile_label(percentile)}: no samples; run the measurement first",
         )
-    value = float(np.percentile(data, percentile))
+    value = float(np.percentile(data, percentile))  # = compute_percentile(data, percentile)
     lower_index, upper_index = _order_statistic_indices(n, percentile / 100.0, confidence)
     lower = None if lower_index is None else float(data[lower_index - 1])
     upper = None if upper_index is None else float(data[upper_index - 1])

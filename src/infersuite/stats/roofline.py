@@ -2,8 +2,8 @@
 
 Pure functions, no I/O. Decode is memory-bound, so its efficiency is the model bandwidth
 utilization (MBU); prefill is compute-bound, so its efficiency is the model FLOP/s
-utilization (MFU). Both are against figures *measured* in the same run (DESIGN.md
-"Comparing GPUs"), not a datasheet.
+utilization (MFU). Both are against figures *measured* in the same run (docs/knee.md),
+not a datasheet.
 """
 
 from __future__ import annotations

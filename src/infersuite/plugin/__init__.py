@@ -1,0 +1,33 @@
+"""pytest11 entry point: wires infersuite's plugin modules and registers its markers.
+
+Each module owns its options and hooks: `options` (models, devices, dtypes, report folder;
+the Settings object), `cases` (parametrization and the model fixtures), `perf` (benchmarks,
+baselines, the regression gate), `knee` (sweeps and knee reports), `formats` (format
+round-trip tables), `workers` (pytest-xdist: workers measure, the controller writes).
+Nothing here imports torch: a run that collects no inference case never loads it.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest_plugins: list[str] = [
+    f"infersuite.plugin.{name}"
+    for name in ("options", "cases", "perf", "knee", "formats", "workers")
+]
+
+MARKERS = {
+    "conformance": "checks that the inference pipeline computes the right thing",
+    "perf": "latency and throughput benchmarks (pytest-benchmark)",
+    "gpu": "needs a CUDA device; skipped with a reason where none is visible",
+    "slow": "takes longer than the default CPU budget; deselect with -m 'not slow'",
+    "infer_cases(models=None, dtypes=None, first_per_device=False, gpu_default=None, "
+    "load=True)": "which cases `infer_case` takes in this module or test "
+                  "(see infersuite.plugin.cases)",
+}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")

@@ -1,0 +1,56 @@
+"""Under pytest-xdist the workers measure and the controller alone writes the reports."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("xdist")
+
+RECORDING_TESTS = """
+import pytest
+
+@pytest.mark.parametrize("n", range(4))
+def test_records(n, infer_perf, format_report):
+    infer_perf.record({"e2e_s": [0.01 * (n + 1)] * 5}, primary="e2e_s")
+    format_report.add("fake", f"model-{n}", "fp32", max_abs_diff=0.0)
+"""
+
+# Logs every report write with the writing process's xdist role.
+WRITE_LOG = """
+import os
+from infersuite import atomic
+
+_original = atomic.write_bytes_atomic
+
+def _logged(path, data):
+    role = os.environ.get("PYTEST_XDIST_WORKER", "controller")
+    with open(os.path.join(os.path.dirname(__file__), "writes.log"), "a") as log:
+        log.write(f"{role} {os.path.basename(path)}\\n")
+    _original(path, data)
+
+atomic.write_bytes_atomic = _logged
+"""
+
+
+def test_workers_measure_and_the_controller_writes(pytester):
+    pytester.makepyfile(test_recording=RECORDING_TESTS)
+    pytester.makeconftest(WRITE_LOG)
+    report_dir = pytester.path / "out"
+    result = pytester.runpytest_subprocess("-n", "2", "-p", "no:cacheprovider",
+                                           "--infer-report-dir", str(report_dir))
+    result.assert_outcomes(passed=4)
+    writers = (pytester.path / "writes.log").read_text().split()
+    assert set(writers[0::2]) == {"controller"}, writers
+    report = json.loads((report_dir / "report.json").read_text())
+    assert len(report["benchmarks"]) == 4, "the controller lost a worker's records"
+    rows = json.loads((report_dir / "formats.json").read_text())["rows"]
+    assert sorted(r["model"] for r in rows) == [f"model-{n}" for n in range(4)]
+
+
+def test_baselines_with_xdist_are_a_usage_error(pytester):
+    pytester.makepyfile(test_recording=RECORDING_TESTS)
+    result = pytester.runpytest_subprocess("-n", "2", "--infer-save-baseline", "b.json")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*pytest-benchmark does not time benchmarks under xdist*"])

@@ -29,20 +29,21 @@ def _build(**overrides):
 def test_auto_device_adds_cuda_cases_with_gpu_defaults():
     settings = _build()
     ids = [case.id for case in settings.cases()]
-    assert "llama-tiny-float32-cpu" in ids
-    assert "llama-tiny-bfloat16-cpu" not in ids
-    assert {"llama-tiny-bfloat16-cuda", "gemma3-270m-shape-bfloat16-cuda"} <= set(ids)
+    assert "llama-tiny-float32-cpu-hf" in ids
+    assert "llama-tiny-bfloat16-cpu-hf" not in ids
+    assert {"llama-tiny-bfloat16-cuda-hf", "gemma3-270m-shape-bfloat16-cuda-hf"} <= set(ids)
 
 
 def test_explicit_models_and_dtypes_apply_everywhere():
     settings = _build(models=["gpt2-tiny", "gpt2-tiny"], device="cpu",
                       dtypes=["bfloat16", "float32"])
-    assert [c.id for c in settings.cases()] == ["gpt2-tiny-bfloat16-cpu", "gpt2-tiny-float32-cpu"]
+    assert [c.id for c in settings.cases()] == ["gpt2-tiny-bfloat16-cpu-hf",
+                                                "gpt2-tiny-float32-cpu-hf"]
 
 
 def test_checkpoint_path_id_is_the_directory_name():
     settings = _build(models=["/data/ckpt/my-model"], device="cpu")
-    assert settings.cases()[0].id == "my-model-float32-cpu"
+    assert settings.cases()[0].id == "my-model-float32-cpu-hf"
 
 
 def test_cuda_index_out_of_range():
@@ -72,10 +73,10 @@ def test_bad_values_are_rejected_at_parse_time(parse, value, message):
 def test_module_selection_narrows_the_cases():
     settings = _build(models=["gpt2-tiny", "llama-tiny"], device="cpu")
     first = select_cases(settings, CaseSelection(first_per_device=True))
-    assert [c.id for c in first] == ["gpt2-tiny-float32-cpu"]
+    assert [c.id for c in first] == ["gpt2-tiny-float32-cpu-hf"]
     adder = select_cases(_build(device="cpu"), CaseSelection(
         models=("adder",), dtypes={"cpu": ("bfloat16", "float16")}))
-    assert [c.id for c in adder] == ["adder-bfloat16-cpu", "adder-float16-cpu"]
+    assert [c.id for c in adder] == ["adder-bfloat16-cpu-hf", "adder-float16-cpu-hf"]
 
 
 def test_user_dtypes_override_a_module_default():
@@ -83,12 +84,12 @@ def test_user_dtypes_override_a_module_default():
     settings = _build(device="cpu", dtypes=["float32"])
     cases = select_cases(settings, CaseSelection(models=("adder",),
                                                  dtypes={"cpu": ("bfloat16",)}))
-    assert [c.id for c in cases] == ["adder-float32-cpu"]
+    assert [c.id for c in cases] == ["adder-float32-cpu-hf"]
 
 
 def test_gpu_default_applies_only_when_the_user_named_nothing():
     selection = CaseSelection(first_per_device=True, gpu_default=("gemma3-270m-shape", "bfloat16"))
     assert [c.id for c in select_cases(_build(), selection)] == [
-        "llama-tiny-float32-cpu", "gemma3-270m-shape-bfloat16-cuda"]
+        "llama-tiny-float32-cpu-hf", "gemma3-270m-shape-bfloat16-cuda-hf"]
     named = select_cases(_build(models=["gpt2-tiny"]), selection)
-    assert [c.id for c in named] == ["gpt2-tiny-float32-cpu", "gpt2-tiny-float32-cuda"]
+    assert [c.id for c in named] == ["gpt2-tiny-float32-cpu-hf", "gpt2-tiny-float32-cuda-hf"]

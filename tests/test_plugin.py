@@ -39,10 +39,10 @@ def test_ids_read_well(pytester):
                                 "--infer-model", "gpt2-tiny", "--infer-device", "cpu",
                                 "--infer-dtype", "float32", "--infer-dtype", "bfloat16")
     result.stdout.fnmatch_lines([
-        "test_ids.py::test_case[[]llama-tiny-float32-cpu[]]",
-        "test_ids.py::test_case[[]llama-tiny-bfloat16-cpu[]]",
-        "test_ids.py::test_case[[]gpt2-tiny-float32-cpu[]]",
-        "test_ids.py::test_case[[]gpt2-tiny-bfloat16-cpu[]]",
+        "test_ids.py::test_case[[]llama-tiny-float32-cpu-hf[]]",
+        "test_ids.py::test_case[[]llama-tiny-bfloat16-cpu-hf[]]",
+        "test_ids.py::test_case[[]gpt2-tiny-float32-cpu-hf[]]",
+        "test_ids.py::test_case[[]gpt2-tiny-bfloat16-cpu-hf[]]",
     ])
 
 
@@ -50,7 +50,7 @@ def test_default_models_are_the_tiny_zoo(pytester):
     pytester.makepyfile(test_ids=CASE_TEST)
     result = pytester.runpytest("--collect-only", "-q", "-m", "not gpu")
     for name in ("llama-tiny", "gemma3-tiny", "qwen2-tiny", "gpt2-tiny"):
-        result.stdout.fnmatch_lines([f"*test_case[[]{name}-float32-cpu[]]"])
+        result.stdout.fnmatch_lines([f"*test_case[[]{name}-float32-cpu-hf[]]"])
     assert "shape" not in result.stdout.str()
 
 
@@ -142,7 +142,7 @@ def test_local_checkpoint_runs_the_suite(pytester, copy_suite_module):
     copy_suite_module("conformance/test_tokenization.py")
     result = pytester.runpytest("--infer-model", str(folder), "--infer-device", "cpu", "-v")
     result.assert_outcomes(passed=6)
-    result.stdout.fnmatch_lines(["*test_cache_equivalence[[]my-qwen-float32-cpu[]] PASSED*",
+    result.stdout.fnmatch_lines(["*test_cache_equivalence[[]my-qwen-float32-cpu-hf[]] PASSED*",
                                  "*test_encode_decode_round_trip[[]my-qwen[]] PASSED*"])
 
 
@@ -185,4 +185,4 @@ def test_entry_point_loads_in_a_subprocess(pytester):
     pytester.makepyfile(test_ids=CASE_TEST)
     result = pytester.runpytest_subprocess("--collect-only", "-q", "--infer-model",
                                            "llama-tiny", "--infer-device", "cpu")
-    result.stdout.fnmatch_lines(["test_ids.py::test_case[[]llama-tiny-float32-cpu[]]"])
+    result.stdout.fnmatch_lines(["test_ids.py::test_case[[]llama-tiny-float32-cpu-hf[]]"])

@@ -75,7 +75,7 @@ CALIBRATORS = ("MinMax", "Entropy", "Percentile")
 # The adder in half precision on the CPU and in every precision on CUDA, unless
 # --infer-dtype/--infer-device say otherwise; the model is loaded by the test itself.
 DTYPE_CASES = pytest.mark.infer_cases(
-    models=("adder",), load=False,
+    models=("adder",), load=False, engines=("hf",),
     dtypes={"cpu": ("bfloat16", "float16"), "cuda": ("float32", "bfloat16", "float16")})
 
 

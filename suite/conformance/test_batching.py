@@ -11,6 +11,12 @@ from infersuite.engines import batcher, hf
 
 pytestmark = pytest.mark.conformance
 
+
+@pytest.fixture(autouse=True)
+def _transformers_engine(infer_case):
+    """These checks drive transformers' own generate()/batching APIs."""
+    infer_case.require("transformers")
+
 # Different prompt lengths and different output lengths, more requests than fit in
 # one batch, so requests join and leave while others are running.
 MAX_NEW_TOKENS = (3, 9, 5, 12, 2, 7)

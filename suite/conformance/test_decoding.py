@@ -29,6 +29,12 @@ from infersuite.engines import hf
 
 pytestmark = pytest.mark.conformance
 
+
+@pytest.fixture(autouse=True)
+def _transformers_engine(infer_case):
+    """These checks drive transformers' own generate()/batching APIs."""
+    infer_case.require("transformers")
+
 N_NEW_TOKENS = 8
 N_DRAWS = 2000  # first-token samples per distribution check
 SEED = 1234

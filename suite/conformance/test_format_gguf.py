@@ -14,7 +14,8 @@ from infersuite.conformance.quality import compute_quality
 from infersuite.engines import hf
 from infersuite.formats.checks import check_tensors_bit_exact, check_within_bound
 
-pytestmark = pytest.mark.conformance
+# Formats of the transformers model itself: run once per model, not per engine.
+pytestmark = [pytest.mark.conformance, pytest.mark.infer_cases(engines=("hf",))]
 
 gguf = pytest.importorskip("gguf", reason="the gguf package is not installed "
                            "(pip install 'infersuite[formats]')")

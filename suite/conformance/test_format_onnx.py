@@ -10,7 +10,8 @@ from infersuite.conformance.compare import check_close, check_same_tokens
 from infersuite.conformance.tolerances import Tolerance
 from infersuite.engines import hf
 
-pytestmark = pytest.mark.conformance
+# Formats of the transformers model itself: run once per model, not per engine.
+pytestmark = [pytest.mark.conformance, pytest.mark.infer_cases(engines=("hf",))]
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed "
                           "(pip install 'infersuite[formats]')")

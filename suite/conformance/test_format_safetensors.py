@@ -14,7 +14,8 @@ from infersuite.formats.checks import check_tensors_bit_exact
 from infersuite.formats.safetensors_io import load_safetensors_dir, save_safetensors_file
 from infersuite.models.loader import load_model
 
-pytestmark = pytest.mark.conformance
+# Formats of the transformers model itself: run once per model, not per engine.
+pytestmark = [pytest.mark.conformance, pytest.mark.infer_cases(engines=("hf",))]
 
 BIT_EXACT = Tolerance(0.0, 0.0)
 

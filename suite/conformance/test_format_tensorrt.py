@@ -9,7 +9,8 @@ from infersuite.conformance.tolerances import Tolerance
 from infersuite.engines import hf
 from infersuite.formats.tensorrt import find_tensorrt
 
-pytestmark = pytest.mark.conformance
+# Formats of the transformers model itself: run once per model, not per engine.
+pytestmark = [pytest.mark.conformance, pytest.mark.infer_cases(engines=("hf",))]
 
 # TensorRT may pick TF32/fp16 tactics; this is the float32 ORT bound, loosened 10x.
 TRT_TOLERANCE = Tolerance(1e-3, 1e-3)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from infersuite.conformance.compare import check_close, check_greedy_runs
-from infersuite.engines import hf
+from infersuite.engines.hf import pad_left
 
 pytestmark = pytest.mark.conformance
 
@@ -14,17 +14,22 @@ N_NEW_TOKENS = 8
 
 
 def _batch(infer_case):
+    infer_case.require("padded_batch")
     prompts = infer_case.prompt_ids()
-    ids, mask = hf.pad_left(prompts, hf.pad_id_of(infer_case.model), infer_case.case.device)
+    ids, mask = pad_left(prompts, infer_case.engine.pad_id)
     return prompts, ids, mask
+
+
+def _solo(prompt):
+    return pad_left([prompt], 0)
 
 
 def test_batched_rows_match_solo(infer_case):
     prompts, ids, mask = _batch(infer_case)
-    batched = hf.forward_logits(infer_case.model, ids, mask)
+    engine = infer_case.engine
+    batched = engine.forward_logits(ids, mask)
     for row, prompt in enumerate(prompts):
-        solo_ids, solo_mask = hf.pad_left([prompt], 0, infer_case.case.device)
-        solo = hf.forward_logits(infer_case.model, solo_ids, solo_mask)[0]
+        solo = engine.forward_logits(*_solo(prompt))[0]
         check_close(batched[row, -len(prompt):], solo, infer_case.tolerance,
                     f"padded batch row {row} vs the prompt alone (valid positions)",
                     {**infer_case.context, "row": row, "prompt_len": len(prompt),
@@ -33,10 +38,9 @@ def test_batched_rows_match_solo(infer_case):
 
 def test_left_padded_last_token_matches_unpadded(infer_case):
     prompts, ids, mask = _batch(infer_case)
-    last = hf.forward_logits(infer_case.model, ids, mask)[:, -1]
-    expected = torch.stack([
-        hf.forward_logits(infer_case.model, *hf.pad_left([p], 0, infer_case.case.device))[0, -1]
-        for p in prompts])
+    engine = infer_case.engine
+    last = engine.forward_logits(ids, mask)[:, -1]
+    expected = torch.stack([engine.forward_logits(*_solo(p))[0, -1] for p in prompts])
     check_close(last, expected, infer_case.tolerance,
                 "last-token logits, left-padded batch vs unpadded",
                 {**infer_case.context, "width": ids.shape[1]}, axes=("row", "vocab"))
@@ -45,13 +49,13 @@ def test_left_padded_last_token_matches_unpadded(infer_case):
 def test_padding_token_ids_do_not_leak(infer_case):
     """What sits under the mask must not matter: swap pad ids for random tokens."""
     _, ids, mask = _batch(infer_case)
+    engine = infer_case.engine
     noisy = ids.clone()
     generator = torch.Generator().manual_seed(0)
-    random_ids = torch.randint(3, infer_case.model.config.vocab_size, ids.shape,
-                               generator=generator).to(ids.device)
+    random_ids = torch.randint(3, engine.vocab_size, ids.shape, generator=generator)
     noisy[mask == 0] = random_ids[mask == 0]
-    clean_logits = hf.forward_logits(infer_case.model, ids, mask)
-    noisy_logits = hf.forward_logits(infer_case.model, noisy, mask)
+    clean_logits = engine.forward_logits(ids, mask)
+    noisy_logits = engine.forward_logits(noisy, mask)
     valid = mask.bool()
     check_close(noisy_logits[valid], clean_logits[valid], infer_case.tolerance,
                 "logits at valid positions after changing the ids under padding",
@@ -61,19 +65,23 @@ def test_padding_token_ids_do_not_leak(infer_case):
 
 def test_batched_greedy_matches_solo(infer_case):
     prompts, ids, mask = _batch(infer_case)
-    tokens, logits = hf.generate_greedy(infer_case.model, ids, mask, N_NEW_TOKENS)
+    infer_case.require("greedy")
+    engine = infer_case.engine
+    tokens, logits = engine.generate_greedy(ids, mask, N_NEW_TOKENS)
     for row, prompt in enumerate(prompts):
-        solo_tokens, solo_logits = hf.generate_greedy(
-            infer_case.model, *hf.pad_left([prompt], 0, infer_case.case.device), N_NEW_TOKENS)
+        solo_tokens, solo_logits = engine.generate_greedy(*_solo(prompt), N_NEW_TOKENS)
         check_greedy_runs((tokens[row:row + 1], logits[row:row + 1]), (solo_tokens, solo_logits),
                           infer_case.tolerance, f"batched row {row} vs the prompt alone",
                           {**infer_case.context, "batch_row": row, "prompt_len": len(prompt)})
 
 
 def test_attention_backends_agree(infer_case):
-    """eager and SDPA attention give the same logits at valid positions."""
+    """eager and SDPA attention give the same logits at valid positions (transformers)."""
+    infer_case.require("transformers")
+    from infersuite.engines import hf
+
     model = infer_case.model
-    _, ids, mask = _batch(infer_case)
+    ids, mask = pad_left(infer_case.prompt_ids(), hf.pad_id_of(model), infer_case.case.device)
     original = model.config._attn_implementation
     try:
         model.set_attn_implementation("eager")

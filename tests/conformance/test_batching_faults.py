@@ -78,7 +78,7 @@ def test_batching_tests_fail_when_their_condition_is_missing(fault, pytester,
     result = _run(pytester, copy_suite_module)
     must_fail, phrase = EXPECTED[fault]
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([f"FAILED *::{must_fail}[[]llama-tiny-float32-cpu[]]*"])
+    result.stdout.fnmatch_lines([f"FAILED *::{must_fail}[[]llama-tiny-float32-cpu-hf[]]*"])
     assert phrase in result.stdout.str()
 
 

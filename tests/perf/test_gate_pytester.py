@@ -199,4 +199,4 @@ def test_real_model_a_a_then_a_b(pytester):
     pytester.makeconftest(SLOW_MODEL_CONFTEST)
     slow = _run_subprocess(pytester, *args, "--infer-baseline", base)
     assert slow.ret == pytest.ExitCode.TESTS_FAILED, slow.stdout.str()
-    slow.stdout.fnmatch_lines(["*test_llama[[]llama-tiny-float32-cpu[]]*e2e_s*regression*"])
+    slow.stdout.fnmatch_lines(["*test_llama[[]llama-tiny-float32-cpu-hf[]]*e2e_s*regression*"])

@@ -82,35 +82,17 @@ def forward_logits(
     return _forward(model, input_ids, attention_mask)
 
 
-def _suppress(logits: torch.Tensor, banned: Sequence[int]) -> torch.Tensor:
-    if not banned:
-        return logits
-    logits = logits.clone()
-    logits[..., list(banned)] = float("-inf")
-    return logits
-
-
 def naive_greedy(
     model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_new: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Greedy decoding as a learner writes it: recompute the whole sequence every step.
+    """Greedy decoding as a learner writes it: recompute the whole sequence every step
+    (see ``engines.base.naive_greedy``). Returns (tokens [B, n_new], step logits)."""
+    from functools import partial
 
-    EOS is suppressed so the length is fixed. Returns (tokens [B, n_new],
-    raw step logits [B, n_new, V]).
-    """
-    import torch
+    from infersuite.engines.base import naive_greedy as loop
 
-    banned = eos_ids(model)
-    ids, mask = input_ids, attention_mask
-    tokens, step_logits = [], []
-    for _ in range(n_new):
-        logits = forward_logits(model, ids, mask)[:, -1, :]
-        next_token = _suppress(logits, banned).argmax(-1)
-        tokens.append(next_token)
-        step_logits.append(logits)
-        ids = torch.cat([ids, next_token[:, None]], dim=1)
-        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-    return torch.stack(tokens, 1), torch.stack(step_logits, 1)
+    return loop(partial(forward_logits, model), input_ids, attention_mask, n_new,
+                eos_ids(model))
 
 
 def generate_greedy(

@@ -1,7 +1,8 @@
 """pytest11 entry point: wires infersuite's plugin modules and registers its markers.
 
 Each module owns its options and hooks: `options` (models, devices, dtypes, report folder;
-the Settings object), `cases` (parametrization and the model fixtures), `perf` (benchmarks,
+the Settings object), `cases` (parametrization and the model fixtures), `engines` (the
+runtimes under test and the reference), `perf` (benchmarks,
 baselines, the regression gate), `knee` (sweeps and knee reports), `formats` (format
 round-trip tables), `workers` (pytest-xdist: workers measure, the controller writes).
 Nothing here imports torch: a run that collects no inference case never loads it.
@@ -13,7 +14,7 @@ import pytest
 
 pytest_plugins: list[str] = [
     f"infersuite.plugin.{name}"
-    for name in ("options", "cases", "perf", "knee", "formats", "workers")
+    for name in ("options", "cases", "engines", "perf", "knee", "formats", "workers")
 ]
 
 MARKERS = {
@@ -22,7 +23,7 @@ MARKERS = {
     "gpu": "needs a CUDA device; skipped with a reason where none is visible",
     "slow": "takes longer than the default CPU budget; deselect with -m 'not slow'",
     "infer_cases(models=None, dtypes=None, first_per_device=False, gpu_default=None, "
-    "load=True)": "which cases `infer_case` takes in this module or test "
+    "load=True, engines=None)": "which cases `infer_case` takes in this module or test "
                   "(see infersuite.plugin.cases)",
 }
 

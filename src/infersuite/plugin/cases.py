@@ -11,7 +11,13 @@ fixture is parametrized over model x dtype x device from --infer-model/--infer-d
 - ``first_per_device=True``: only the first model at the first dtype on each device;
 - ``gpu_default=("gemma3-270m-shape", "bfloat16")``: the CUDA case when the user named
   neither models nor dtypes;
-- ``load=False``: the fixture does not load the model (the test loads its own).
+- ``load=False``: the fixture does not load the model (the test loads its own);
+- ``engines=("hf",)``: these engines, whatever --infer-engine says (modules about the
+  transformers model itself, such as format round trips).
+
+``infer_case.engine`` is the engine under test (built on first use, once per session);
+``infer_case.require("cache")`` skips, naming the engine and the capability, when the
+engine lacks one; ``infer_case.reference`` is transformers float32 on the CPU, the judge.
 
 CUDA cases carry the ``gpu`` marker and skip with the reason where no device is visible.
 """
@@ -23,6 +29,8 @@ from typing import Any
 
 import pytest
 
+from infersuite.engines.base import EngineSpec
+from infersuite.plugin.engines import build_case_engine, build_reference_engine
 from infersuite.plugin.options import Case, Settings, get_settings, probe_cuda
 
 NO_CUDA_REASON = ("no CUDA device is visible (torch.cuda.is_available() is False); "
@@ -40,26 +48,30 @@ class CaseSelection:
     first_per_device: bool = False
     gpu_default: tuple[str, str] | None = None
     load: bool = True
+    engines: tuple[str, ...] | None = None
 
 
 def select_cases(settings: Settings, selection: CaseSelection) -> list[Case]:
     """The cases one test runs: the settings' cases, narrowed by the module's selection."""
     from infersuite.models.loader import describe_model
 
+    engines = (tuple(EngineSpec(name) for name in selection.engines) if selection.engines
+               else settings.engines)
     cases = []
     for device in settings.devices():
         kind = "cuda" if device.startswith("cuda") else "cpu"
         if kind == "cuda" and selection.gpu_default and not (settings.models or settings.dtypes):
             model, dtype = selection.gpu_default
-            cases.append(Case(model, describe_model(model), dtype, device))
+            cases += [Case(model, describe_model(model), dtype, device, engine)
+                      for engine in engines]
             continue
         models = selection.models or settings.models_for(device)
         dtypes = settings.dtypes or (selection.dtypes or {}).get(kind) \
             or settings.dtypes_for(device)
         if selection.first_per_device:
             models, dtypes = models[:1], dtypes[:1]
-        cases += [Case(model, describe_model(model), dtype, device)
-                  for model in models for dtype in dtypes]
+        cases += [Case(model, describe_model(model), dtype, device, engine)
+                  for model in models for dtype in dtypes for engine in engines]
     return cases
 
 
@@ -152,6 +164,25 @@ class InferCase:
     @property
     def tokenizer(self) -> Any | None:
         return load_case_model(self.config, self.case).tokenizer
+
+    @property
+    def engine(self) -> Any:
+        """The engine under test for this case (built once per session)."""
+        return build_case_engine(self.config, self.case)
+
+    @property
+    def reference(self) -> Any:
+        """transformers float32 on the CPU, same weights: the judge of every engine."""
+        return build_reference_engine(self.config, self.case)
+
+    def require(self, *capabilities: str) -> None:
+        """Skip, naming the engine and what it lacks, unless it has every capability."""
+        from infersuite.engines.base import CAPABILITIES
+
+        missing = [c for c in capabilities if c not in self.engine.capabilities]
+        if missing:
+            pytest.skip(f"engine {self.case.engine} lacks "
+                        + "; ".join(f"{c} ({CAPABILITIES.get(c, c)})" for c in missing))
 
     @property
     def tolerance(self) -> Any:

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from infersuite.engines.base import EngineSpec, parse_engine_spec
+
 DTYPES = ("float32", "float16", "bfloat16")
+DEFAULT_ENGINE = EngineSpec("hf")
 DEFAULT_DTYPES = {"cpu": ("float32",), "cuda": ("float32", "bfloat16", "float16")}
 DEFAULT_GPU_EXTRA_MODELS = ("gemma3-270m-shape",)
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
@@ -81,18 +84,26 @@ def parse_tolerance(value: str) -> tuple[str, float]:
     return dtype, atol
 
 
+def parse_engine(value: str) -> EngineSpec:
+    try:
+        return parse_engine_spec(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 @dataclass(frozen=True)
 class Case:
-    """One parametrization: a model at a dtype on a device."""
+    """One parametrization: a model at a dtype on a device, run by an engine."""
 
     model: str  # zoo name or checkpoint path as given
     model_id: str  # short name for test ids
     dtype: str
     device: str
+    engine: EngineSpec = DEFAULT_ENGINE
 
     @property
     def id(self) -> str:
-        return f"{self.model_id}-{self.dtype}-{self.device}"
+        return f"{self.model_id}-{self.dtype}-{self.device}-{self.engine.id}"
 
     @property
     def is_gpu(self) -> bool:
@@ -107,6 +118,7 @@ class Settings:
     report_dir: Path
     tolerances: dict[str, float] = field(default_factory=dict)  # dtype -> atol=rtol override
     allow_pickle: bool = False
+    engines: tuple[EngineSpec, ...] = (DEFAULT_ENGINE,)
 
     def devices(self) -> tuple[str, ...]:
         """auto: the CPU plus CUDA (whose items skip without a GPU)."""
@@ -127,10 +139,11 @@ class Settings:
         from infersuite.models.loader import describe_model
 
         return [
-            Case(model, describe_model(model), dtype, device)
+            Case(model, describe_model(model), dtype, device, engine)
             for device in self.devices()
             for model in self.models_for(device)
             for dtype in self.dtypes_for(device)
+            for engine in self.engines
         ]
 
 
@@ -141,7 +154,8 @@ def default_report_dir(root: Path) -> Path:
 
 def build_settings(*, models: list[str] | None, device: str, dtypes: list[str] | None,
                    report_dir: str | None, tolerances: list[tuple[str, float]] | None,
-                   allow_pickle: bool, root: Path) -> Settings:
+                   allow_pickle: bool, root: Path,
+                   engines: list[EngineSpec] | None = None) -> Settings:
     """Settings from already-parsed option values (duplicates dropped, order kept)."""
     return Settings(
         models=tuple(dict.fromkeys(models or ())),
@@ -150,6 +164,7 @@ def build_settings(*, models: list[str] | None, device: str, dtypes: list[str] |
         report_dir=Path(report_dir) if report_dir else default_report_dir(root),
         tolerances=dict(tolerances or ()),
         allow_pickle=allow_pickle,
+        engines=tuple(dict.fromkeys(engines or ())) or (DEFAULT_ENGINE,),
     )
 
 
@@ -183,6 +198,12 @@ def _add_runtime_options(group: pytest.OptionGroup) -> None:
     group.addoption("--infer-dtype", action="append", type=parse_dtype, metavar="DTYPE",
                     help="float32|float16|bfloat16 (repeatable; default float32 on CPU, "
                          "float32+bfloat16+float16 on CUDA)")
+    group.addoption("--infer-engine", action="append", type=parse_engine,
+                    metavar="NAME[:KEY=VALUE,...]",
+                    help="runtime under test (repeatable; default hf): hf, onnxruntime, "
+                         "llama.cpp, or one registered under the infersuite.engines entry "
+                         "points; e.g. llama.cpp:kv=f32. transformers float32 on the CPU "
+                         "judges them all")
     group.addoption("--infer-tolerance", action="append", type=parse_tolerance,
                     metavar="DTYPE=ATOL",
                     help="override the logits tolerance (atol=rtol) for a dtype")
@@ -226,6 +247,18 @@ def _check_models(settings: Settings) -> None:
             raise pytest.UsageError(str(exc)) from None
 
 
+def _check_engines(settings: Settings) -> None:
+    from infersuite.engines.base import available_engines
+
+    known = available_engines()
+    for spec in settings.engines:
+        if spec.name not in known:
+            raise pytest.UsageError(
+                f"--infer-engine {spec}: unknown engine {spec.name!r}; known engines: "
+                f"{', '.join(sorted(known))} (third-party engines register under the "
+                "'infersuite.engines' entry-point group)")
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     """Build the Settings before any other infersuite module's configure reads them."""
@@ -235,10 +268,12 @@ def pytest_configure(config: pytest.Config) -> None:
         models=config.getoption("infer_model"), device=config.getoption("infer_device"),
         dtypes=config.getoption("infer_dtype"), report_dir=config.getoption("infer_report_dir"),
         tolerances=config.getoption("infer_tolerance"),
-        allow_pickle=config.getoption("infer_allow_pickle"), root=config.rootpath)
+        allow_pickle=config.getoption("infer_allow_pickle"), root=config.rootpath,
+        engines=config.getoption("infer_engine"))
     if settings.device.startswith("cuda"):  # asked for by name: check now (imports torch)
         check_device_available(settings.device, *probe_cuda(config))
     _check_models(settings)
+    _check_engines(settings)
     config.stash[settings_key] = settings
 
 

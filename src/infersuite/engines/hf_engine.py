@@ -1,0 +1,140 @@
+"""The ``hf`` engine: a transformers model in process (eager or SDPA attention).
+
+Arguments: ``attention=eager|sdpa`` runs every call with that attention implementation
+(default: the model's own). With float32 on the CPU this engine is the reference that
+judges every other engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from infersuite.engines import hf
+from infersuite.engines.base import Engine, EngineContext, EngineError, EngineSpec
+
+if TYPE_CHECKING:
+    import torch
+
+ATTENTION = ("eager", "sdpa")
+
+
+class HFEngine(Engine):
+    name = "hf"
+    capabilities = frozenset({"logits", "padded_batch", "greedy", "cache", "kv_layout",
+                              "sampling", "stream", "transformers"})
+
+    def __init__(self, spec: EngineSpec, model: Any, tokenizer: Any | None = None,
+                 attention: str | None = None) -> None:
+        super().__init__(spec, int(model.config.vocab_size), hf.pad_id_of(model),
+                         hf.eos_ids(model), tokenizer)
+        self.model = model
+        self.attention = attention
+        self.device = str(next(model.parameters()).device)
+
+    def describe(self) -> dict[str, str]:
+        import transformers
+
+        return {"engine": str(self.spec), "transformers": transformers.__version__,
+                "attention": self.attention or str(self.model.config._attn_implementation)}
+
+    @contextlib.contextmanager
+    def _attention(self) -> Iterator[None]:
+        """Run under the requested attention implementation; the shared model is restored."""
+        original = self.model.config._attn_implementation
+        if self.attention is None or self.attention == original:
+            yield
+            return
+        self.model.set_attn_implementation(self.attention)
+        try:
+            yield
+        finally:
+            self.model.set_attn_implementation(original)
+
+    def _on_device(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
+        return [t.to(self.device) for t in tensors]
+
+    def forward_logits(self, input_ids: torch.Tensor,
+                       attention_mask: torch.Tensor) -> torch.Tensor:
+        ids, mask = self._on_device(input_ids, attention_mask)
+        with self._attention():
+            return hf.forward_logits(self.model, ids, mask).cpu()
+
+    def generate_greedy(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                        n_new: int) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = self._on_device(input_ids, attention_mask)
+        with self._attention():
+            tokens, logits = hf.generate_greedy(self.model, ids, mask, n_new)
+        return tokens.cpu(), logits.cpu()
+
+    def prefill(self, input_ids: torch.Tensor,
+                attention_mask: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        ids, mask = self._on_device(input_ids, attention_mask)
+        with self._attention():
+            logits, cache = hf.prefill(self.model, ids, mask)
+        return logits.cpu(), cache
+
+    def decode_step(self, state: Any, input_ids: torch.Tensor,
+                    attention_mask: torch.Tensor) -> torch.Tensor:
+        ids, mask = self._on_device(input_ids, attention_mask)
+        with self._attention():
+            return hf.decode_step(self.model, state, ids, mask).cpu()
+
+    def fork(self, state: Any) -> Any:
+        return copy.deepcopy(state)  # forward mutates a DynamicCache in place
+
+    def cache_tensors(self, state: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(layer.keys, layer.values) for layer in state.layers]
+
+    def sample(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_new: int, *,
+               seed: int, temperature: float = 1.0, top_k: int | None = None,
+               top_p: float | None = None) -> torch.Tensor:
+        import torch
+
+        torch.manual_seed(seed)
+        ids, mask = self._on_device(input_ids, attention_mask)
+        with self._attention(), torch.inference_mode():
+            out = self.model.generate(
+                input_ids=ids, attention_mask=mask, do_sample=True, temperature=temperature,
+                top_k=top_k if top_k is not None else 0, top_p=top_p if top_p is not None else 1.0,
+                max_new_tokens=n_new, min_new_tokens=n_new, pad_token_id=self.pad_id)
+        return out[:, ids.shape[1]:].cpu()
+
+    def generate_stream(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                        n_new: int, on_token: Callable[[], None]) -> torch.Tensor:
+        import torch
+        from transformers.generation.streamers import BaseStreamer
+
+        class _Marks(BaseStreamer):
+            def __init__(self) -> None:
+                self.prompt_seen = False
+
+            def put(self, value: Any) -> None:
+                if self.prompt_seen:
+                    on_token()
+                self.prompt_seen = True  # the first put() is the prompt
+
+            def end(self) -> None:
+                pass
+
+        ids, mask = self._on_device(input_ids, attention_mask)
+        with self._attention(), torch.inference_mode():
+            out = self.model.generate(
+                input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=n_new,
+                min_new_tokens=n_new, pad_token_id=self.pad_id, streamer=_Marks())
+        return out[:, ids.shape[1]:].cpu()
+
+
+def create(context: EngineContext) -> HFEngine:
+    args = context.spec.kwargs
+    unknown = sorted(set(args) - {"attention"})
+    if unknown:
+        raise EngineError(f"engine {context.spec}: unknown argument(s) {unknown}; "
+                          "the hf engine takes attention=eager|sdpa")
+    attention = args.get("attention")
+    if attention is not None and attention not in ATTENTION:
+        raise EngineError(f"engine {context.spec}: attention={attention!r}; "
+                          f"expected one of {', '.join(ATTENTION)}")
+    return HFEngine(context.spec, context.model, context.tokenizer, attention)

@@ -1,0 +1,75 @@
+"""Engines in a pytest run: built once per case, cached, closed at the end; the reference.
+
+An engine that cannot run a case (``EngineUnsupported``: a dtype or device it does not
+support) skips that case with the engine's reason; one that fails to build fails it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infersuite.engines.base import EngineError, EngineSpec, EngineUnsupported
+from infersuite.plugin.options import Case
+
+engine_cache_key = pytest.StashKey[dict[Case, Any]]()
+workdir_key = pytest.StashKey[Path]()
+REFERENCE = EngineSpec("hf")
+
+
+def _workdir(config: pytest.Config, case: Case) -> Path:
+    if workdir_key not in config.stash:
+        config.stash[workdir_key] = Path(tempfile.mkdtemp(prefix="infersuite-engines-"))
+    path = config.stash[workdir_key] / case.id
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _build(config: pytest.Config, case: Case) -> Any:
+    from infersuite.engines.base import EngineContext, load_factory
+    from infersuite.plugin.cases import load_case_model
+
+    loaded = load_case_model(config, case)
+    fp32_cpu = Case(case.model, case.model_id, "float32", "cpu", REFERENCE)
+    context = EngineContext(
+        spec=case.engine, model=loaded.model, tokenizer=loaded.tokenizer,
+        model_name=case.model, dtype=case.dtype, device=case.device,
+        workdir=_workdir(config, case),
+        reference_fp32=lambda: load_case_model(config, fp32_cpu).model)
+    return load_factory(case.engine.name)(context)
+
+
+def build_case_engine(config: pytest.Config, case: Case) -> Any:
+    """The case's engine, built on first use; a build error is kept and re-raised."""
+    cache = config.stash.setdefault(engine_cache_key, {})
+    if case not in cache:
+        try:
+            cache[case] = _build(config, case)
+        except EngineError as exc:  # EngineUnsupported included: a skip, below
+            cache[case] = exc
+    built = cache[case]
+    if isinstance(built, EngineUnsupported):
+        pytest.skip(str(built))
+    if isinstance(built, EngineError):
+        pytest.fail(f"EngineError: {built}", pytrace=False)
+    return built
+
+
+def build_reference_engine(config: pytest.Config, case: Case) -> Any:
+    """transformers float32 on the CPU for the case's model."""
+    return build_case_engine(config, Case(case.model, case.model_id, "float32", "cpu",
+                                          REFERENCE))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for built in config.stash.get(engine_cache_key, {}).values():
+        if not isinstance(built, Exception):
+            built.close()
+    config.stash.get(engine_cache_key, {}).clear()
+    workdir = config.stash.get(workdir_key, None)
+    if workdir is not None:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -46,6 +46,35 @@ def test_ids_read_well(pytester):
     ])
 
 
+def test_engines_parametrize_every_case(pytester):
+    pytester.makepyfile(test_ids=CASE_TEST)
+    result = pytester.runpytest("--collect-only", "-q", "--infer-model", "llama-tiny",
+                                "--infer-device", "cpu", "--infer-engine", "hf",
+                                "--infer-engine", "hf:attention=eager")
+    result.stdout.fnmatch_lines(["test_ids.py::test_case[[]llama-tiny-float32-cpu-hf[]]",
+                                 "test_ids.py::test_case[[]llama-tiny-float32-cpu-hf-attention"
+                                 "=eager[]]"])
+
+
+def test_a_missing_capability_skips_naming_engine_and_capability(pytester):
+    pytester.makepyfile(test_cap="""
+        def test_needs_servers(infer_case):
+            infer_case.require("greedy", "streaming-to-mars")
+    """)
+    result = pytester.runpytest("--infer-model", "llama-tiny", "--infer-device", "cpu", "-rs")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*engine hf lacks streaming-to-mars*"])
+
+
+def test_a_bad_engine_argument_fails_its_cases(pytester):
+    pytester.makepyfile(test_ids=CASE_TEST.replace("infer_case.model", "infer_case.engine"))
+    result = pytester.runpytest("--infer-model", "llama-tiny", "--infer-device", "cpu",
+                                "--infer-engine", "hf:attention=flash")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*EngineError: engine hf:attention=flash: attention='flash'; "
+                                 "expected one of eager, sdpa*"])
+
+
 def test_default_models_are_the_tiny_zoo(pytester):
     pytester.makepyfile(test_ids=CASE_TEST)
     result = pytester.runpytest("--collect-only", "-q", "-m", "not gpu")
@@ -77,6 +106,10 @@ def test_cuda_device_without_cuda_is_a_usage_error(pytester):
      "*--infer-dtype*'int4': expected one of float32, float16, bfloat16*"),
     (["--infer-tolerance", "float32"], "*--infer-tolerance*'float32': expected DTYPE=ATOL*"),
     (["--infer-tolerance", "float32=abc"], "*'abc' is not a number*"),
+    (["--infer-engine", "vllm"], "*--infer-engine vllm: unknown engine 'vllm'; known engines: *"
+                                 "hf, llama.cpp, onnxruntime*"),
+    (["--infer-engine", "hf:attention"], "*--infer-engine*engine argument 'attention' is not "
+                                         "key=value*"),
     (["--infer-rounds", "0"], "*--infer-rounds: '0': need at least 1*"),
     (["--infer-sweep-max-batch", "many"], "*--infer-sweep-max-batch: 'many' is not an integer*"),
     (["--infer-slo-ms", "-5"], "*--infer-slo-ms: '-5': must be > 0*"),

@@ -29,7 +29,7 @@ class HFEngine(Engine):
     def __init__(self, spec: EngineSpec, model: Any, tokenizer: Any | None = None,
                  attention: str | None = None) -> None:
         super().__init__(spec, int(model.config.vocab_size), hf.pad_id_of(model),
-                         hf.eos_ids(model), tokenizer)
+                         hf.eos_ids(model), tokenizer, str(model.dtype).removeprefix("torch."))
         self.model = model
         self.attention = attention
         self.device = str(next(model.parameters()).device)

@@ -31,11 +31,13 @@ def _warm_generate_imports() -> None:
     before any pytester snapshot, or a later import registers torch ops twice."""
     import torch
 
+    from infersuite.engines.base import EngineSpec
+    from infersuite.engines.hf_engine import HFEngine
     from infersuite.measure.request import RequestInput, run_timed_request
     from infersuite.models.loader import load_model
 
     model = load_model("llama-tiny", torch.float32, "cpu", False).model
-    run_timed_request(model, None, RequestInput(None, ((17, 18),)), 2, "cpu")
+    run_timed_request(HFEngine(EngineSpec("hf"), model), RequestInput(None, ((17, 18),)), 2)
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,13 +13,6 @@ from infersuite.plugin.cases import InferCase
 PROMPT_INDEX = 3  # the longest shipped sentence: ~20 tokens
 
 
-@pytest.fixture(autouse=True)
-def _transformers_engine(request: pytest.FixtureRequest) -> None:
-    """The perf modules time transformers' own generate(); other engines skip, by name."""
-    if "infer_case" in request.fixturenames:
-        request.getfixturevalue("infer_case").require("transformers")
-
-
 def build_case_request(case: InferCase, batch: int = 1) -> RequestInput:
     """`batch` copies of one shipped prompt, as text when the tokenizer fits the model."""
     index = PROMPT_INDEX % len(load_prompts())

@@ -33,6 +33,7 @@ def _timed_decode(decode, model, ids, mask, n_new: int, device: str) -> float:
 @pytest.mark.parametrize("n_new", LENGTHS)
 @pytest.mark.parametrize("mode", list(DECODERS))
 def test_decode_growth(benchmark, infer_perf, infer_case, mode, n_new):
+    infer_case.require("transformers")  # times transformers calls directly
     model, device = infer_case.model, infer_case.case.device
     ids, mask = hf.pad_left([list(range(16, 16 + PROMPT_TOKENS))], 0, device)
     decode = DECODERS[mode]

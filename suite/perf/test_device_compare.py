@@ -13,11 +13,12 @@ N_NEW_TOKENS = 8
 
 
 def test_device_side_by_side(benchmark, infer_perf, infer_case, case_request):
-    model, tokenizer, device = infer_case.model, infer_case.tokenizer, infer_case.case.device
+    infer_case.require("stream")
+    engine, device = infer_case.engine, infer_case.case.device
     request = case_request(infer_case, 1)
     rounds = infer_perf.rounds(30)
     timings = infer_perf.measure(
-        benchmark, lambda: run_timed_request(model, tokenizer, request, N_NEW_TOKENS, device),
+        benchmark, lambda: run_timed_request(engine, request, N_NEW_TOKENS),
         rounds=rounds, warmup_rounds=infer_perf.warmup(3))
     measured = 1 if getattr(benchmark, "disabled", False) else rounds
     assert len(timings) == measured, f"{len(timings)} timed requests for {measured} rounds"

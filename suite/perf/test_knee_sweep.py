@@ -31,6 +31,7 @@ def _runner(case: InferCase) -> HFSweepRunner:
 
 
 def test_batch_size_knee(infer_case, knee_recorder, benchmark):
+    infer_case.require("transformers")  # times transformers calls directly
     device = infer_case.case.device
     runner = _runner(infer_case)
     knee_recorder.calibration(device)  # before the sweep, so its budget is the sweep's own
@@ -51,6 +52,7 @@ def test_poisson_concurrency(infer_case, knee_recorder):
     """Requests arrive as a seeded Poisson process at rates from 0.5x to 16x the batch-1
     service rate; a dynamic batching loop serves them (see measure/arrivals.py for why this
     is not transformers' continuous batching)."""
+    infer_case.require("transformers")  # times transformers calls directly
     device = infer_case.case.device
     runner = _runner(infer_case)
     single_s = statistics.median(runner.generate(1) for _ in range(3))

@@ -22,20 +22,22 @@ def _kv_cache_after(case, prompt_len: int, n_new: int):
 
 
 def test_request_latency(benchmark, infer_perf, infer_case, perf_request):
-    model, tokenizer, device = infer_case.model, infer_case.tokenizer, infer_case.case.device
+    infer_case.require("stream")
+    engine, device = infer_case.engine, infer_case.case.device
     reset_cuda_peaks(device)
     timings = infer_perf.measure(
-        benchmark,
-        lambda: run_timed_request(model, tokenizer, perf_request, N_NEW_TOKENS, device),
+        benchmark, lambda: run_timed_request(engine, perf_request, N_NEW_TOKENS),
         rounds=infer_perf.rounds(80), warmup_rounds=infer_perf.warmup(3))
     assert all(t.n_generated == N_NEW_TOKENS for t in timings), (
         f"generated {sorted({t.n_generated for t in timings})} tokens, expected a fixed "
         f"{N_NEW_TOKENS} (min_new_tokens == max_new_tokens)")
     prompt_len = len(perf_request.ids[0])
-    memory = compute_memory_snapshot(
-        model, _kv_cache_after(infer_case, prompt_len, N_NEW_TOKENS), device)
+    memory: dict[str, object] = {}  # weight and KV-cache bytes: transformers models only
+    if "transformers" in engine.capabilities:
+        memory = compute_memory_snapshot(
+            infer_case.model, _kv_cache_after(infer_case, prompt_len, N_NEW_TOKENS), device)
     infer_perf.record(
         compute_request_metrics(timings), primary="e2e_s", group="latency",
-        extra={**infer_case.context, "n_new_tokens": N_NEW_TOKENS, "prompt_tokens": prompt_len,
-               "tokenized_in_window": perf_request.texts is not None,
+        extra={**infer_case.context, **engine.describe(), "n_new_tokens": N_NEW_TOKENS,
+               "prompt_tokens": prompt_len, "tokenized_in_window": perf_request.texts is not None,
                "clock": timeline_kind(device), **memory})

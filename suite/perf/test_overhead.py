@@ -31,14 +31,15 @@ def _boundary_timed(fn, device: str) -> float:
 
 
 def test_instrumentation_overhead(benchmark, infer_perf, infer_case, case_request):
-    model, tokenizer, device = infer_case.model, infer_case.tokenizer, infer_case.case.device
+    infer_case.require("stream")
+    engine, device = infer_case.engine, infer_case.case.device
     request = case_request(infer_case, 1)
 
     def plain():
-        return run_plain_request(model, tokenizer, request, N_NEW_TOKENS, device)
+        return run_plain_request(engine, request, N_NEW_TOKENS)
 
     def instrumented():
-        return run_timed_request(model, tokenizer, request, N_NEW_TOKENS, device)
+        return run_timed_request(engine, request, N_NEW_TOKENS)
 
     order = [0]
 

@@ -25,6 +25,7 @@ def _timed_prefill(model, ids, mask, device: str) -> float:
 
 @pytest.mark.parametrize("prompt_len", PROMPT_LENGTHS)
 def test_prefill_latency(benchmark, infer_perf, infer_case, prompt_len):
+    infer_case.require("transformers")  # times transformers calls directly
     model, device = infer_case.model, infer_case.case.device
     rng = random.Random(prompt_len)
     vocab = model.config.vocab_size

@@ -21,10 +21,11 @@ PATCHES = {
     """,
     # Generation one token short of what was asked.
     "short_generation": """
-        orig = request._generate_kwargs
-        def patched(model, n_new):
-            return orig(model, n_new - 1)
-        patch(request, "_generate_kwargs", patched)
+        from infersuite.engines.hf_engine import HFEngine
+        orig = HFEngine.generate_stream
+        def patched(self, ids, mask, n_new, on_token):
+            return orig(self, ids, mask, n_new - 1, on_token)
+        patch(HFEngine, "generate_stream", patched)
     """,
 }
 

@@ -129,7 +129,7 @@ pytestmark = pytest.mark.perf
 def test_llama(benchmark, infer_perf, infer_case):
     request = RequestInput(None, ((17, 18, 19, 20, 21, 22),))
     timings = infer_perf.measure(
-        benchmark, lambda: run_timed_request(infer_case.model, None, request, 6, "cpu"),
+        benchmark, lambda: run_timed_request(infer_case.engine, request, 6),
         rounds=infer_perf.rounds(80), warmup_rounds=10)
     infer_perf.record(compute_request_metrics(timings), primary="e2e_s")
 """

@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from infersuite.engines import hf
+from infersuite.engines.base import EngineSpec
+from infersuite.engines.hf_engine import HFEngine
 from infersuite.measure.clocks import HostTimeline, make_timeline
 from infersuite.measure.hooks import TokenMarkProcessor, TokenMarkStreamer
 from infersuite.measure.memory import kv_cache_bytes, weight_bytes
@@ -28,7 +30,7 @@ def _scripted_clock(stamps_ms):
 
 def test_fake_clock_gives_exact_request_metrics():
     timeline = HostTimeline(_scripted_clock([0, 1, 2, 10, 13, 17, 18, 20]))
-    streamer = TokenMarkStreamer(timeline)
+    streamer = TokenMarkStreamer(lambda: timeline.mark("token"))
     timeline.mark("start")
     timeline.mark("tokenized")
     timeline.mark("padded")
@@ -116,7 +118,7 @@ def tiny():
 @pytest.mark.parametrize("n_new", [1, 5])
 def test_streamer_timestamps_on_a_tiny_model(tiny, n_new):
     request = RequestInput(None, ((17, 18, 19, 20),))
-    timing = run_timed_request(tiny.model, None, request, n_new, "cpu")
+    timing = run_timed_request(HFEngine(EngineSpec("hf"), tiny.model), request, n_new)
     assert timing.n_generated == n_new
     assert len(timing.itl_s) == n_new - 1
     assert 0 < timing.ttft_s <= timing.e2e_s
@@ -126,14 +128,15 @@ def test_streamer_timestamps_on_a_tiny_model(tiny, n_new):
 
 def test_text_request_includes_tokenize_stage(tiny):
     request = RequestInput(("Why is the sky blue?",), ((0,),))
-    timing = run_timed_request(tiny.model, tiny.tokenizer, request, 3, "cpu")
+    timing = run_timed_request(HFEngine(EngineSpec("hf"), tiny.model, tiny.tokenizer),
+                               request, 3)
     assert set(timing.stages) == {"tokenize_s", "pad_s", "prefill_s", "decode_s", "detokenize_s"}
     assert timing.n_generated == 3
 
 
 def test_logits_processor_marks_each_step(tiny):
     timeline = HostTimeline()
-    processor = TokenMarkProcessor(timeline)
+    processor = TokenMarkProcessor(lambda: timeline.mark("token"))
     ids, mask = hf.pad_left([[17, 18, 19]], 0)
     with torch.inference_mode():
         tiny.model.generate(input_ids=ids, attention_mask=mask, do_sample=False,

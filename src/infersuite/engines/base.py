@@ -118,6 +118,7 @@ class Engine(ABC):
         self.pad_id = pad_id
         self.eos_ids = eos_ids
         self.tokenizer = tokenizer
+        self.device = "cpu"  # where the engine computes (its timing clock follows it)
 
     def describe(self) -> dict[str, str]:
         """What the report records about the engine (name, version, arguments)."""
@@ -163,8 +164,9 @@ class Engine(ABC):
         raise self._missing("sampling")
 
     def generate_stream(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                        n_new: int, on_token: Callable[[], None]) -> torch.Tensor:
-        """Greedy tokens [B, n_new]; `on_token()` is called as each step's token exists."""
+                        n_new: int, on_token: Callable[[], None] | None) -> torch.Tensor:
+        """Greedy tokens [B, n_new] (EOS suppressed); `on_token()` is called as each step's
+        token becomes available (None: no callback, the uninstrumented run)."""
         raise self._missing("stream")
 
     def _missing(self, capability: str) -> EngineError:

@@ -103,28 +103,26 @@ class HFEngine(Engine):
         return out[:, ids.shape[1]:].cpu()
 
     def generate_stream(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                        n_new: int, on_token: Callable[[], None]) -> torch.Tensor:
+                        n_new: int, on_token: Callable[[], None] | None) -> torch.Tensor:
+        """transformers' own generate(). On the CPU a streamer calls `on_token` as each
+        step's ids reach the host; on CUDA a logits processor calls it right after each
+        forward pass, since the streamer's copy to the host would synchronize every step.
+        Without `on_token` nothing is hooked in (the uninstrumented twin)."""
         import torch
-        from transformers.generation.streamers import BaseStreamer
 
-        class _Marks(BaseStreamer):
-            def __init__(self) -> None:
-                self.prompt_seen = False
+        from infersuite.measure.hooks import TokenMarkProcessor, TokenMarkStreamer
 
-            def put(self, value: Any) -> None:
-                if self.prompt_seen:
-                    on_token()
-                self.prompt_seen = True  # the first put() is the prompt
-
-            def end(self) -> None:
-                pass
-
+        hooks: dict[str, Any] = {}
+        if on_token is not None and self.device.startswith("cuda"):
+            hooks["logits_processor"] = [TokenMarkProcessor(on_token)]
+        elif on_token is not None:
+            hooks["streamer"] = TokenMarkStreamer(on_token)
         ids, mask = self._on_device(input_ids, attention_mask)
         with self._attention(), torch.inference_mode():
             out = self.model.generate(
                 input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=n_new,
-                min_new_tokens=n_new, pad_token_id=self.pad_id, streamer=_Marks())
-        return out[:, ids.shape[1]:].cpu()
+                min_new_tokens=n_new, pad_token_id=self.pad_id, use_cache=True, **hooks)
+        return out[:, ids.shape[1]:]
 
 
 def create(context: EngineContext) -> HFEngine:

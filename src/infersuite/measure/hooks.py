@@ -8,19 +8,18 @@ forward pass, before token selection, and records a CUDA event without waiting.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from transformers import LogitsProcessor
 from transformers.generation.streamers import BaseStreamer
 
-from infersuite.measure.clocks import Timeline
-
 
 class TokenMarkStreamer(BaseStreamer):
-    """Marks "token" on the timeline for every generated step (the prompt put is skipped)."""
+    """Calls `on_token()` for every generated step (the prompt's put is skipped)."""
 
-    def __init__(self, timeline: Timeline) -> None:
-        self.timeline = timeline
+    def __init__(self, on_token: Callable[[], None]) -> None:
+        self.on_token = on_token
         self._prompt_seen = False
         self.n_steps = 0
 
@@ -28,7 +27,7 @@ class TokenMarkStreamer(BaseStreamer):
         if not self._prompt_seen:
             self._prompt_seen = True
             return
-        self.timeline.mark("token")
+        self.on_token()
         self.n_steps += 1
 
     def end(self) -> None:
@@ -36,17 +35,17 @@ class TokenMarkStreamer(BaseStreamer):
 
 
 class TokenMarkProcessor(LogitsProcessor):
-    """Marks "token" once per step, after the forward pass (the step's logits are ready).
+    """Calls `on_token()` once per step, after the forward pass (the step's logits are ready).
 
     The token's selection (an argmax or a sample over one row of logits) follows the mark;
     it is not inside the mark's time.
     """
 
-    def __init__(self, timeline: Timeline) -> None:
-        self.timeline = timeline
+    def __init__(self, on_token: Callable[[], None]) -> None:
+        self.on_token = on_token
         self.n_steps = 0
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        self.timeline.mark("token")
+        self.on_token()
         self.n_steps += 1
         return scores

@@ -119,6 +119,8 @@ class Engine(ABC):
         self.eos_ids = eos_ids
         self.tokenizer = tokenizer
         self.device = "cpu"  # where the engine computes (its timing clock follows it)
+        # capability -> why this instance lacks it (e.g. a graph that cannot be exported)
+        self.limitations: dict[str, str] = {}
 
     def describe(self) -> dict[str, str]:
         """What the report records about the engine (name, version, arguments)."""

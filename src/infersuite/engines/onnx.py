@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -64,9 +64,11 @@ class OrtDecoder:
         return logits, present
 
     def greedy(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_new: int,
-               banned: Sequence[int] = ()) -> tuple[torch.Tensor, torch.Tensor]:
+               banned: Sequence[int] = (), on_token: Callable[[], None] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
         """Fixed-length greedy decoding (banned ids, e.g. EOS, never chosen), as
-        hf.generate_greedy. Returns (tokens [B, n_new], step logits [B, n_new, V])."""
+        hf.generate_greedy; `on_token()` after each step's token is chosen. Returns
+        (tokens [B, n_new], step logits [B, n_new, V])."""
         import numpy as np
         import torch
 
@@ -80,6 +82,8 @@ class OrtDecoder:
             choice = last.copy()
             choice[:, list(banned)] = -np.inf
             ids = choice.argmax(-1)[:, None].astype(np.int64)
+            if on_token is not None:
+                on_token()
             tokens.append(ids[:, 0])
             step_logits.append(last)
             mask = np.concatenate([mask, np.ones_like(mask[:, :1])], axis=1)

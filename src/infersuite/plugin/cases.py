@@ -179,10 +179,13 @@ class InferCase:
         """Skip, naming the engine and what it lacks, unless it has every capability."""
         from infersuite.engines.base import CAPABILITIES
 
-        missing = [c for c in capabilities if c not in self.engine.capabilities]
+        engine = self.engine
+        missing = [c for c in capabilities if c not in engine.capabilities]
         if missing:
-            pytest.skip(f"engine {self.case.engine} lacks "
-                        + "; ".join(f"{c} ({CAPABILITIES.get(c, c)})" for c in missing))
+            pytest.skip(f"engine {self.case.engine} lacks " + "; ".join(
+                f"{c} ({CAPABILITIES.get(c, c)})"
+                + (f": {engine.limitations[c]}" if c in engine.limitations else "")
+                for c in missing))
 
     @property
     def tolerance(self) -> Any:

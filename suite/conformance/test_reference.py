@@ -44,6 +44,7 @@ def test_logprobs_agree_with_reference(infer_case, record_property):
     want = [reference.forward_logits(*pad_left([p], reference.pad_id))[0] for p in prompts]
     agreement = compute_logprob_agreement(got, want, precision_tolerance(engine.precision))
     record_property("reference_agreement", agreement.describe())
+    record_property("max_abs_logprob_diff", agreement.max_abs_diff)
     print(f"[{infer_case.id}] vs reference ({engine.precision}): {agreement.describe()}")
     check_logprob_agreement(agreement, engine.precision, "engine vs reference logprobs",
                             _context(infer_case))

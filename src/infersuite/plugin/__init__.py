@@ -3,7 +3,7 @@
 Each module owns its options and hooks: `options` (models, devices, dtypes, report folder;
 the Settings object), `cases` (parametrization and the model fixtures), `engines` (the
 runtimes under test and the reference), `expectations` (known findings as strict
-xfails), `perf` (benchmarks,
+xfails), `summary` (engines side by side), `perf` (benchmarks,
 baselines, the regression gate), `knee` (sweeps and knee reports), `formats` (format
 round-trip tables), `workers` (pytest-xdist: workers measure, the controller writes).
 Nothing here imports torch: a run that collects no inference case never loads it.
@@ -16,7 +16,7 @@ import pytest
 pytest_plugins: list[str] = [
     f"infersuite.plugin.{name}"
     for name in ("options", "cases", "engines", "expectations", "perf", "knee", "formats",
-                 "workers")
+                 "summary", "workers")
 ]
 
 MARKERS = {

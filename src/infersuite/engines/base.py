@@ -206,6 +206,7 @@ def naive_greedy(forward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
 def builtin_engines() -> dict[str, str]:
     """Engines shipped with infersuite: name -> "module:factory"."""
     return {"hf": "infersuite.engines.hf_engine:create",
+            "hf-compiled": "infersuite.engines.hf_compiled:create",
             "onnxruntime": "infersuite.engines.ort_engine:create",
             "llama.cpp": "infersuite.engines.llamacpp_engine:create"}
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
@@ -96,9 +96,11 @@ def naive_greedy(
 
 
 def generate_greedy(
-    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_new: int
+    model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_new: int,
+    **generate_kwargs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The stack's own cached greedy generation, fixed length (EOS never ends it).
+    """The stack's own cached greedy generation, fixed length (EOS never ends it); extra
+    keywords go to ``generate`` (e.g. a static cache and a compile config).
 
     Returns (tokens [B, n_new], raw step logits [B, n_new, V]).
     """
@@ -115,6 +117,7 @@ def generate_greedy(
             output_logits=True,
             return_dict_in_generate=True,
             use_cache=True,
+            **generate_kwargs,
         )
     tokens = out.sequences[:, input_ids.shape[1]:]
     return tokens, torch.stack([step.float() for step in out.logits], 1)

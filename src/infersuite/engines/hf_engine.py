@@ -62,11 +62,16 @@ class HFEngine(Engine):
         with self._attention():
             return hf.forward_logits(self.model, ids, mask).cpu()
 
+    def generate_kwargs(self) -> dict[str, Any]:
+        """Extra keywords for every ``generate`` call (none: transformers' defaults)."""
+        return {}
+
     def generate_greedy(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                         n_new: int) -> tuple[torch.Tensor, torch.Tensor]:
         ids, mask = self._on_device(input_ids, attention_mask)
         with self._attention():
-            tokens, logits = hf.generate_greedy(self.model, ids, mask, n_new)
+            tokens, logits = hf.generate_greedy(self.model, ids, mask, n_new,
+                                                **self.generate_kwargs())
         return tokens.cpu(), logits.cpu()
 
     def prefill(self, input_ids: torch.Tensor,
@@ -121,7 +126,8 @@ class HFEngine(Engine):
         with self._attention(), torch.inference_mode():
             out = self.model.generate(
                 input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=n_new,
-                min_new_tokens=n_new, pad_token_id=self.pad_id, use_cache=True, **hooks)
+                min_new_tokens=n_new, pad_token_id=self.pad_id, use_cache=True, **hooks,
+                **self.generate_kwargs())
         return out[:, ids.shape[1]:]
 
 

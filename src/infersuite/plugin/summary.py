@@ -53,7 +53,7 @@ class EngineSummary:
         row["is_reference"] = (case.engine.name, case.engine.args, case.dtype,
                                case.device) == ("hf", (), "float32", "cpu")
         for name, value in report.user_properties:
-            if name == AGREEMENT_PROPERTY:
+            if name == AGREEMENT_PROPERTY and isinstance(value, (int, float)):
                 row[name] = max(float(value), row.get(name, 0.0))
         row["outcomes"][_outcome(report)] += 1
 

@@ -42,6 +42,7 @@ from infersuite.conformance.accuracy import (
     check_min_accuracy,
     check_same_answers,
     compute_delta_points,
+    generate_answers_engine,
     generate_answers_ort_kv,
     generate_answers_ort_recompute,
     make_calibration_reader,
@@ -152,6 +153,28 @@ def test_accuracy_torch_dtype(infer_case, problems, fp32_result, record_property
     label = f"torch-{dtype}-{device}"
     _report(record_property, label, result, fp32_result, _gate_text("half"))
     check_accuracy_gate(label, problems, result, fp32_result, MAX_DROP_POINTS["half"])
+
+
+@pytest.mark.infer_cases(models=("adder",))
+def test_accuracy_engine(infer_case, problems, fp32_result, record_property):
+    """Any engine on the adder (--infer-engine): float32 engines give torch float32's exact
+    answers; half precision and quantized weights stay within their drop gates."""
+    engine = infer_case.engine
+    if engine.name == "hf":
+        pytest.skip("the hf engine's accuracy is test_accuracy_torch_* (golden answers, "
+                    "half precision, int8)")
+    infer_case.require("greedy")
+    prompts = [format_prompt(a, b) for a, b in problems]
+    result = score_answers(problems, generate_answers_engine(engine, infer_case.tokenizer,
+                                                             prompts))
+    label = f"{engine.spec}-{engine.precision}-{infer_case.case.device}"
+    if engine.precision == "float32":
+        _report(record_property, label, result, fp32_result, "answers == torch float32")
+        check_same_answers(label, problems, fp32_result.answers, result.answers)
+        return
+    key = engine.precision if engine.precision in MAX_DROP_POINTS else "half"
+    _report(record_property, label, result, fp32_result, _gate_text(key))
+    check_accuracy_gate(label, problems, result, fp32_result, MAX_DROP_POINTS[key])
 
 
 def test_accuracy_torch_dynamic_int8(adder, problems, fp32_result, record_property):

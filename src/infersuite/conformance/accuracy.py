@@ -147,6 +147,27 @@ def quantize_dynamic_int8(model: PreTrainedModel) -> tuple[torch.nn.Module, int]
     return quantized, n_quantized
 
 
+def generate_answers_engine(engine: Any, tokenizer: PreTrainedTokenizerBase,
+                            prompts: Sequence[str], batch_size: int = 500) -> list[str]:
+    """Greedy answers from any engine. Its generate_greedy never picks EOS (fixed length),
+    so an answer ends at the first step whose raw logits rank EOS first: up to there the
+    engine's tokens are exactly what greedy decoding with EOS allowed picks."""
+    from infersuite.engines.hf import pad_left
+
+    rows = [tokenizer(p)["input_ids"] for p in prompts]
+    if "padded_batch" not in engine.capabilities:
+        batch_size = 1
+    answers: list[str] = []
+    for start in range(0, len(rows), batch_size):
+        ids, mask = pad_left(rows[start:start + batch_size], engine.pad_id)
+        tokens, logits = engine.generate_greedy(ids, mask, MAX_ANSWER_TOKENS)
+        for row_tokens, row_logits in zip(tokens.tolist(), logits, strict=True):
+            ranked_eos = (row_logits.argmax(-1) == tokenizer.eos_token_id).nonzero()
+            stop = int(ranked_eos[0, 0]) if ranked_eos.numel() else len(row_tokens)
+            answers.append(str(tokenizer.decode(row_tokens[:stop], skip_special_tokens=True)))
+    return answers
+
+
 # --- onnxruntime greedy loops ------------------------------------------------------------------
 
 

@@ -103,9 +103,19 @@ def load_tokenizer(path: Path) -> Any:
     return tokenizer
 
 
+# Trained models shipped in the package data, loaded by name like zoo models.
+SHIPPED_CHECKPOINTS = ("adder",)
+
+
 def load_model(
     spec: str, dtype: torch.dtype, device: str, allow_pickle: bool = False
 ) -> LoadedModel:
+    if spec in SHIPPED_CHECKPOINTS:
+        from infersuite.fixtures_path import fixtures_dir
+
+        path = fixtures_dir() / spec
+        model, tokenizer = load_checkpoint(path, dtype, device)
+        return LoadedModel(spec, str(path), model, tokenizer, dtype, device)
     if is_checkpoint_path(spec):
         path = Path(spec).expanduser().resolve()
         model, tokenizer = load_checkpoint(path, dtype, device, allow_pickle)

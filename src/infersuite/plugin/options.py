@@ -234,10 +234,17 @@ def probe_cuda(config: pytest.Config) -> tuple[bool, int]:
 def _check_models(settings: Settings) -> None:
     if not settings.models:
         return
-    from infersuite.models.loader import ModelLoadError, check_checkpoint_dir, is_checkpoint_path
+    from infersuite.models.loader import (
+        SHIPPED_CHECKPOINTS,
+        ModelLoadError,
+        check_checkpoint_dir,
+        is_checkpoint_path,
+    )
     from infersuite.models.zoo import UnknownModelError, get_entry
 
     for spec in settings.models:
+        if spec in SHIPPED_CHECKPOINTS:
+            continue
         try:
             if is_checkpoint_path(spec):
                 check_checkpoint_dir(Path(spec).expanduser(), settings.allow_pickle)

@@ -13,8 +13,17 @@ PIP_TOOLS := pip-tools==7.6.2
 HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo yes)
 TORCH_CPU := torch==2.13.0
 TEST_SELECTION := tests suite -m "not gpu and not slow and not perf" -p no:cacheprovider
+# llama-cpp-python (the llama.cpp engine) installs from its sdist, compiling llama.cpp:
+# the first install takes a while, later ones reuse pip's wheel cache. Portable AVX2
+# kernels rather than -march=native: every x86-64 CI CPU with AVX2 runs the same
+# kernels with the same arithmetic, so llama.cpp's logits do not change with the
+# runner's CPU model; the multimodal (llava/mtmd) library, unused here, is not built.
+# pip's wheel cache is keyed by the sdist, not by these flags:
+# after changing them, `pip cache remove llama_cpp_python` first.
+CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF
+export CMAKE_ARGS
 
-.PHONY: install test test-latest lock bench lint clean
+.PHONY: install test test-latest lock bench engines lint clean
 
 ifeq ($(HAS_CUDA),yes)
 $(STAMP): pyproject.toml
@@ -72,6 +81,18 @@ bench: $(STAMP)
 	fi
 	@echo "== knee (reports/latest/knee.md)"
 	@$(BIN)/infersuite report reports/latest/knee.json
+
+# Engines side by side on llama-tiny: conformance verdict, agreement with transformers
+# float32, adder accuracy and request latency per engine (reports/engines/engines.md).
+ENGINES ?= --infer-engine hf --infer-engine onnxruntime --infer-engine llama.cpp \
+	--infer-engine llama.cpp:kv=f16 --infer-engine llama.cpp:quant=Q8_0
+engines: $(STAMP)
+	rm -rf reports/engines
+	$(BIN)/pytest suite/conformance/test_reference.py suite/conformance/test_padding.py \
+		suite/conformance/test_cache.py suite/conformance/test_determinism.py \
+		suite/conformance/test_accuracy.py::test_accuracy_engine suite/perf/test_latency.py \
+		-m "not gpu" -p no:cacheprovider --infer-model llama-tiny $(ENGINES) \
+		--infer-report-dir reports/engines -rxs $(ENGINE_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install -q -e ".[lint]"

@@ -109,11 +109,16 @@ class Engine(ABC):
     capabilities: frozenset[str] = frozenset()
 
     def __init__(self, spec: EngineSpec, vocab_size: int, pad_id: int, eos_ids: list[int],
-                 tokenizer: Any | None = None, precision: str = "float32") -> None:
+                 tokenizer: Any | None = None, precision: str = "float32",
+                 compute_dtype: str | None = None) -> None:
         self.spec = spec
         # The arithmetic the reference rule judges: float32/float16/bfloat16, or a
         # quantized weight format (F16, Q8_0, Q4_0) judged by KL and top-1 agreement.
         self.precision = precision
+        # The float type its arithmetic runs in: the dtype whose logits tolerance its own
+        # consistency checks (padded vs solo, cached vs recompute) use.
+        self.compute_dtype = compute_dtype or (
+            precision if precision in ("float32", "float16", "bfloat16") else "float32")
         self.vocab_size = vocab_size
         self.pad_id = pad_id
         self.eos_ids = eos_ids

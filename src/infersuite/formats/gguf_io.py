@@ -140,15 +140,29 @@ def encode_tensor(array: np.ndarray, qtype: Any) -> np.ndarray:
     return gguf.quants.quantize(array.astype("float32"), qtype)
 
 
-def write_gguf(state: Mapping[str, torch.Tensor], config: Any, path: Path, qtype: Any) -> float:
-    """Write a Llama-family state dict as GGUF; returns the seconds it took."""
+def write_gguf(state: Mapping[str, torch.Tensor], config: Any, path: Path, qtype: Any,
+               tokenizer: Any | None = None) -> float:
+    """Write a Llama-family state dict as GGUF; returns the seconds it took.
+
+    With `tokenizer` (a transformers byte-level BPE tokenizer) the file carries the
+    ``tokenizer.ggml.*`` vocabulary llama.cpp needs to load it (see gguf_vocab);
+    without one it holds weights and model metadata only."""
     import gguf
 
     start = time.perf_counter()
     arch = gguf_architecture(config)
+    vocab = None
+    if tokenizer is not None:
+        from infersuite.formats.gguf_vocab import build_vocab
+
+        vocab = build_vocab(tokenizer, config)  # before the file is opened: errors leave none
     writer = gguf.GGUFWriter(str(path), arch)
     _add_metadata(writer, config, int(getattr(gguf.LlamaFileType, f"MOSTLY_{qtype.name}",
                                               gguf.LlamaFileType.ALL_F32)))
+    if vocab is not None:
+        from infersuite.formats.gguf_vocab import add_vocab
+
+        add_vocab(writer, vocab)
     for hf_name, tensor in state.items():
         name = to_gguf_name(hf_name)
         array = tensor.detach().to("cpu").float().numpy()

@@ -189,9 +189,11 @@ class InferCase:
 
     @property
     def tolerance(self) -> Any:
+        """The logits tolerance of the dtype the engine computes in (the case dtype for
+        transformers; float16 for llama.cpp with an f16 KV cache, say)."""
         from infersuite.conformance.tolerances import resolve_tolerance
 
-        return resolve_tolerance(self.case.dtype, self.settings.tolerances)
+        return resolve_tolerance(self.engine.compute_dtype, self.settings.tolerances)
 
     def prompt_ids(self) -> list[list[int]]:
         """The shipped prompts as token ids (random ids of the same lengths when the

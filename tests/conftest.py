@@ -8,6 +8,7 @@ here first, before any pytester snapshot."""
 from __future__ import annotations
 
 import importlib
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,36 @@ def copy_suite_module(pytester: pytest.Pytester):
         return target
 
     return copy
+
+
+# A pytester conftest that patches attributes at configure and restores them at unconfigure:
+# the way the project's tests plant a fault in a real stack under the suite modules.
+PATCHING_CONFTEST = """
+{imports}
+
+_undo = []
+
+def patch(obj, name, new):
+    _undo.append((obj, name, getattr(obj, name)))
+    setattr(obj, name, new)
+
+def pytest_configure(config):
+{body}
+
+def pytest_unconfigure(config):
+    while _undo:
+        obj, name, old = _undo.pop()
+        setattr(obj, name, old)
+"""
+
+
+def render_patching_conftest(imports: str, body: str) -> str:
+    """Conftest text whose pytest_configure runs `body` (calls to `patch(obj, name, new)`)."""
+    return PATCHING_CONFTEST.format(imports=textwrap.dedent(imports).strip(),
+                                    body=textwrap.indent(textwrap.dedent(body).strip(), "    "))
+
+
+@pytest.fixture
+def patching_conftest():
+    """`patching_conftest(imports, body)` -> conftest text that plants a fault (see above)."""
+    return render_patching_conftest

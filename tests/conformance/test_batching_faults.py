@@ -7,8 +7,6 @@ with a message that says which condition was not met.
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 # Imported here first: in-process pytester runs restore sys.modules afterwards.
@@ -36,22 +34,8 @@ PATCHES = {
     """,
 }
 
-CONFTEST = """
+CONFTEST_IMPORTS = """
 from infersuite.engines import batcher
-
-_undo = []
-
-def patch(obj, name, new):
-    _undo.append((obj, name, getattr(obj, name)))
-    setattr(obj, name, new)
-
-def pytest_configure(config):
-{body}
-
-def pytest_unconfigure(config):
-    while _undo:
-        obj, name, old = _undo.pop()
-        setattr(obj, name, old)
 """
 
 # fault -> the test that must fail, and the words its message must contain
@@ -72,9 +56,9 @@ def _run(pytester: pytest.Pytester, copy_suite_module) -> pytest.RunResult:
 
 @pytest.mark.parametrize("fault", sorted(PATCHES))
 def test_batching_tests_fail_when_their_condition_is_missing(fault, pytester,
-                                                            copy_suite_module):
-    body = textwrap.indent(textwrap.dedent(PATCHES[fault]).strip(), "    ")
-    pytester.makeconftest(CONFTEST.format(body=body))
+                                                            copy_suite_module,
+                                                            patching_conftest):
+    pytester.makeconftest(patching_conftest(CONFTEST_IMPORTS, PATCHES[fault]))
     result = _run(pytester, copy_suite_module)
     must_fail, phrase = EXPECTED[fault]
     result.assert_outcomes(passed=1, failed=1)

@@ -7,8 +7,6 @@ llama-tiny: the named tests must fail with a message that locates the fault.
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 # Import what the conftests patch in this process first: in-process pytester runs
@@ -69,24 +67,10 @@ PATCHES = {
     """,
 }
 
-CONFTEST = """
+CONFTEST_IMPORTS = """
 import torch
 from transformers.cache_utils import DynamicLayer
 from transformers.models.llama import modeling_llama as ml
-
-_undo = []
-
-def patch(obj, name, new):
-    _undo.append((obj, name, getattr(obj, name)))
-    setattr(obj, name, new)
-
-def pytest_configure(config):
-{body}
-
-def pytest_unconfigure(config):
-    while _undo:
-        obj, name, old = _undo.pop()
-        setattr(obj, name, old)
 """
 
 # fault -> the tests that must fail, and words their message must contain
@@ -104,9 +88,8 @@ EXPECTED = {
 
 
 @pytest.mark.parametrize("fault", sorted(PATCHES))
-def test_suite_catches_fault(fault, pytester, copy_suite_module):
-    body = textwrap.indent(textwrap.dedent(PATCHES[fault]).strip(), "    ")
-    pytester.makeconftest(CONFTEST.format(body=body))
+def test_suite_catches_fault(fault, pytester, copy_suite_module, patching_conftest):
+    pytester.makeconftest(patching_conftest(CONFTEST_IMPORTS, PATCHES[fault]))
     copy_suite_module("conformance/test_padding.py")
     copy_suite_module("conformance/test_cache.py")
     result = pytester.runpytest("--infer-model", "llama-tiny", "--infer-device", "cpu",

@@ -5,8 +5,6 @@ cases only, with a message that measures the fault."""
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
@@ -60,25 +58,11 @@ PATCHES = {
     """,
 }
 
-CONFTEST = """
+CONFTEST_IMPORTS = """
 import numpy as np
 import torch
 from infersuite.engines import onnx as helpers
 from infersuite.engines.onnx import OrtDecoder
-
-_undo = []
-
-def patch(obj, name, new):
-    _undo.append((obj, name, getattr(obj, name)))
-    setattr(obj, name, new)
-
-def pytest_configure(config):
-{body}
-
-def pytest_unconfigure(config):
-    while _undo:
-        obj, name, old = _undo.pop()
-        setattr(obj, name, old)
 """
 
 # fault -> (modules to run, the tests that must fail)
@@ -138,9 +122,9 @@ def test_hf_and_onnxruntime_pass_the_suite(pytester, copy_suite_module):
 
 
 @pytest.mark.parametrize("fault", sorted(PATCHES))
-def test_adapter_fault_fails_onnxruntime_only(fault, pytester, copy_suite_module):
-    body = textwrap.indent(textwrap.dedent(PATCHES[fault]).strip(), "    ")
-    pytester.makeconftest(CONFTEST.format(body=body))
+def test_adapter_fault_fails_onnxruntime_only(fault, pytester, copy_suite_module,
+                                              patching_conftest):
+    pytester.makeconftest(patching_conftest(CONFTEST_IMPORTS, PATCHES[fault]))
     modules, must_fail = EXPECTED[fault]
     for module in modules:
         copy_suite_module(module)

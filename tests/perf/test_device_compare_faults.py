@@ -6,8 +6,6 @@ at unconfigure) and runs the real suite module against llama-tiny on the CPU.
 
 from __future__ import annotations
 
-import textwrap
-
 import pytest
 
 # Imported here first: in-process pytester runs restore sys.modules afterwards.
@@ -29,23 +27,8 @@ PATCHES = {
     """,
 }
 
-FAULT = """
-
+FAULT_IMPORTS = """
 from infersuite.measure import request
-
-_undo = []
-
-def patch(obj, name, new):
-    _undo.append((obj, name, getattr(obj, name)))
-    setattr(obj, name, new)
-
-def pytest_configure(config):
-{body}
-
-def pytest_unconfigure(config):
-    while _undo:
-        obj, name, old = _undo.pop()
-        setattr(obj, name, old)
 """
 
 EXPECTED = {
@@ -54,11 +37,12 @@ EXPECTED = {
 }
 
 
-def _run(pytester: pytest.Pytester, copy_suite_module, fault: str | None) -> pytest.RunResult:
+def _run(pytester: pytest.Pytester, copy_suite_module, fault: str | None = None,
+         patching_conftest=None) -> pytest.RunResult:
     conftest = copy_suite_module("perf/conftest.py")
     if fault is not None:
-        body = textwrap.indent(textwrap.dedent(PATCHES[fault]).strip(), "    ")
-        conftest.write_text(conftest.read_text() + FAULT.format(body=body))
+        conftest.write_text(conftest.read_text()
+                            + patching_conftest(FAULT_IMPORTS, PATCHES[fault]))
     copy_suite_module("perf/test_device_compare.py")
     return pytester.runpytest("--infer-model", "llama-tiny", "--infer-device", "cpu",
                               "--infer-rounds", "8", "--infer-report-dir", "rep",
@@ -66,8 +50,9 @@ def _run(pytester: pytest.Pytester, copy_suite_module, fault: str | None) -> pyt
 
 
 @pytest.mark.parametrize("fault", sorted(PATCHES))
-def test_device_compare_fails_on_a_broken_request(fault, pytester, copy_suite_module):
-    result = _run(pytester, copy_suite_module, fault)
+def test_device_compare_fails_on_a_broken_request(fault, pytester, copy_suite_module,
+                                                  patching_conftest):
+    result = _run(pytester, copy_suite_module, fault, patching_conftest)
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([EXPECTED[fault]])
 

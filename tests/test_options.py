@@ -28,7 +28,7 @@ def _build(**overrides):
 
 def test_auto_device_adds_cuda_cases_with_gpu_defaults():
     settings = _build()
-    ids = [case.id for case in settings.cases()]
+    ids = [case.id for case in select_cases(settings, CaseSelection())]
     assert "llama-tiny-float32-cpu-hf" in ids
     assert "llama-tiny-bfloat16-cpu-hf" not in ids
     assert {"llama-tiny-bfloat16-cuda-hf", "gemma3-270m-shape-bfloat16-cuda-hf"} <= set(ids)
@@ -37,13 +37,13 @@ def test_auto_device_adds_cuda_cases_with_gpu_defaults():
 def test_explicit_models_and_dtypes_apply_everywhere():
     settings = _build(models=["gpt2-tiny", "gpt2-tiny"], device="cpu",
                       dtypes=["bfloat16", "float32"])
-    assert [c.id for c in settings.cases()] == ["gpt2-tiny-bfloat16-cpu-hf",
+    assert [c.id for c in select_cases(settings, CaseSelection())] == ["gpt2-tiny-bfloat16-cpu-hf",
                                                 "gpt2-tiny-float32-cpu-hf"]
 
 
 def test_checkpoint_path_id_is_the_directory_name():
     settings = _build(models=["/data/ckpt/my-model"], device="cpu")
-    assert settings.cases()[0].id == "my-model-float32-cpu-hf"
+    assert select_cases(settings, CaseSelection())[0].id == "my-model-float32-cpu-hf"
 
 
 def test_cuda_index_out_of_range():

@@ -54,3 +54,41 @@ def test_baselines_with_xdist_are_a_usage_error(pytester):
     result = pytester.runpytest_subprocess("-n", "2", "--infer-save-baseline", "b.json")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*pytest-benchmark does not time benchmarks under xdist*"])
+
+
+ENGINE_CASES = """
+import pytest
+from infersuite.conformance.compare import ConformanceError
+
+pytestmark = pytest.mark.infer_cases(load=False)
+
+def test_known_bad(infer_case):
+    raise ConformanceError("max abs diff 1.0e-01 exceeds tolerance [planted]")
+
+@pytest.mark.parametrize("n", range(3))
+def test_ok(infer_case, n):
+    pass
+"""
+
+
+def test_engine_table_and_known_findings_come_from_the_controller(pytester):
+    pytester.makepyfile(test_cases=ENGINE_CASES)
+    expectations = pytester.path / "hf.json"
+    expectations.write_text(json.dumps({
+        "schema": "infersuite.expectations/1", "engine": "hf",
+        "expectations": [{"test": "test_known_bad", "case": "llama-tiny-float32-cpu-hf",
+                          "reason": "planted.", "evidence": "0.1"}]}))
+    report_dir = pytester.path / "out"
+    result = pytester.runpytest_subprocess(
+        "-n", "2", "-p", "no:cacheprovider", "--infer-model", "llama-tiny",
+        "--infer-device", "cpu", "--infer-engine", "hf", "--infer-engine",
+        "hf:attention=eager", "--infer-expectations", str(expectations),
+        "--infer-report-dir", str(report_dir))
+    result.assert_outcomes(passed=6, failed=1, xfailed=1)
+    result.stdout.fnmatch_lines(["*infersuite known findings*",
+                                 "xfailed: test_cases.py::test_known_bad*"])
+    doc = json.loads((report_dir / "engines.json").read_text())
+    assert doc["cases"]["llama-tiny-float32-cpu-hf"]["outcomes"] == {"passed": 3,
+                                                                     "xfailed": 1}
+    assert doc["cases"]["llama-tiny-float32-cpu-hf-attention=eager"]["outcomes"] == {
+        "passed": 3, "failed": 1}

@@ -25,9 +25,7 @@ N_NEW_TOKENS = 8
 
 
 def _skip_the_reference_itself(infer_case) -> None:
-    case = infer_case.case
-    if (case.engine.name, case.dtype, case.device) == ("hf", "float32", "cpu") \
-            and not case.engine.args:
+    if infer_case.case.is_reference:
         pytest.skip("transformers float32 on the CPU is the reference itself")
 
 
@@ -38,11 +36,13 @@ def _context(infer_case) -> dict[str, str]:
 
 def test_logprobs_agree_with_reference(infer_case, record_property):
     _skip_the_reference_itself(infer_case)
+    infer_case.require("logits")
     engine, reference = infer_case.engine, infer_case.reference
     prompts = infer_case.prompt_ids()
     got = [engine.forward_logits(*pad_left([p], engine.pad_id))[0] for p in prompts]
     want = [reference.forward_logits(*pad_left([p], reference.pad_id))[0] for p in prompts]
-    agreement = compute_logprob_agreement(got, want, precision_tolerance(engine.precision))
+    agreement = compute_logprob_agreement(
+        got, want, precision_tolerance(engine.precision, infer_case.settings.tolerances))
     record_property("reference_agreement", agreement.describe())
     record_property("max_abs_logprob_diff", agreement.max_abs_diff)
     print(f"[{infer_case.id}] vs reference ({engine.precision}): {agreement.describe()}")
@@ -57,7 +57,7 @@ def test_greedy_agrees_with_reference(infer_case, record_property):
     if engine.precision in QUANTIZED_GATES:
         pytest.skip(f"{engine.precision} weights are judged by KL and top-1 agreement "
                     "(test_logprobs_agree_with_reference), not by identical greedy tokens")
-    tolerance = precision_tolerance(engine.precision)
+    tolerance = precision_tolerance(engine.precision, infer_case.settings.tolerances)
     divergences = []
     for index, prompt in enumerate(infer_case.prompt_ids()):
         context = {**_context(infer_case), "prompt": index}

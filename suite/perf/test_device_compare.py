@@ -24,11 +24,8 @@ def test_device_side_by_side(benchmark, infer_perf, infer_case, case_request):
     assert len(timings) == measured, f"{len(timings)} timed requests for {measured} rounds"
     _check_timings(timings, device)
     metrics = compute_request_metrics(timings)
-    record = infer_perf.record(metrics, primary="e2e_s", group="device-compare",
-                               extra={**infer_case.context, "n_new_tokens": N_NEW_TOKENS})
-    # the report lines devices up by group and device: this row must carry both
-    assert (record.group, record.extra["device"]) == ("device-compare", device)
-    assert record.primary_samples() == [t.e2e_s for t in timings]
+    infer_perf.record(metrics, primary="e2e_s", group="device-compare",
+                      extra={**infer_case.context, "n_new_tokens": N_NEW_TOKENS})
 
 
 def _check_timings(timings, device: str) -> None:

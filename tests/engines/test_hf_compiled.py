@@ -14,9 +14,25 @@ def test_compiled_static_cache_conforms(pytester, copy_suite_module):
     result = pytester.runpytest_subprocess(
         "--infer-model", "llama-tiny", "--infer-device", "cpu", "--infer-engine",
         "hf-compiled", "-p", "no:cacheprovider", "-rs", "-s")
-    result.assert_outcomes(passed=3, skipped=2)
+    result.assert_outcomes(passed=2, skipped=3)
     result.stdout.fnmatch_lines(["*hf-compiled] greedy vs reference: identical*",
-                                 "*engine hf-compiled lacks cache*"])
+                                 "*engine hf-compiled lacks cache*",
+                                 "*engine hf-compiled lacks logits*only generate()'s decode "
+                                 "steps are compiled*"])
+
+
+def test_an_eager_generate_is_refused(pytester, copy_suite_module):
+    """If transformers ignores the compile config, the engine fails instead of passing
+    the eager path off as compiled."""
+    pytester.makeconftest(
+        "import transformers.generation.utils as gu\n"
+        "gu.GenerationMixin._valid_auto_compile_criteria = lambda *a, **k: False\n")
+    copy_suite_module("conformance/test_cache.py")
+    result = pytester.runpytest_subprocess(
+        "--infer-model", "llama-tiny", "--infer-device", "cpu", "--infer-engine",
+        "hf-compiled", "-p", "no:cacheprovider", "-k", "equivalence")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*compiled no graph*the run would time the eager path*"])
 
 
 def test_bad_mode_is_an_engine_error(pytester):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import psutil
@@ -164,6 +165,12 @@ def test_a_segfault_names_signal_call_shapes_and_spec_then_a_fresh_worker(crashy
             engine.decode_step(state, ids[:, :1], ids)
         tokens, _ = engine.generate_greedy(ids, ids, 2)  # a fresh worker answers
         assert tokens.shape == (1, 2)
+        # A handle from the dead worker, freed now, must not free the new worker's state
+        # that happens to carry the same number.
+        _, fresh = engine.prefill(ids, ids)
+        del state, copy
+        gc.collect()
+        assert engine.decode_step(fresh, ids[:, :1], ids)[0, 0, 0] == 3
     finally:
         engine.close()
     pids = _worker_pids(crashy.path)

@@ -72,6 +72,18 @@ def test_gate_a_a_passes_and_a_b_fails_naming_the_benchmark(bench_dir):
         line for line in slow.outlines if "regression  " in line)
 
 
+def test_a_baseline_sharing_no_benchmark_fails_instead_of_gating_nothing(bench_dir):
+    base = bench_dir.path / "baseline.json"
+    _run(bench_dir, "--infer-save-baseline", str(base)).assert_outcomes(passed=2)
+    data = json.loads(base.read_text())
+    data["benchmarks"] = {f"{key}-renamed": entry for key, entry in data["benchmarks"].items()}
+    base.write_text(json.dumps(data))
+    result = _run(bench_dir, "--infer-baseline", str(base))
+    result.assert_outcomes(passed=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*FAILED: *baseline.json shares no benchmark with this run*"])
+
+
 @pytest.mark.parametrize("content", ['{"schema": "infersuite.baseline/1", "bench', "",
                                      '{"schema": "other/9"}'])
 @pytest.mark.parametrize("option", ["--infer-baseline", "--infer-save-baseline"])

@@ -121,10 +121,15 @@ def check_logprob_agreement(agreement: LogprobAgreement, precision: str, what: s
             f"{agreement.describe()} [{render_context(context)}]")
 
 
-def precision_tolerance(precision: str) -> Tolerance:
-    """The logits tolerance of a full precision; quantized precisions use the float32 one
-    for greedy near-ties (their logprobs are judged by KL and top-1 instead)."""
-    return LOGITS_TOLERANCES.get(precision, LOGITS_TOLERANCES["float32"])
+def precision_tolerance(precision: str,
+                        overrides: Mapping[str, float] | None = None) -> Tolerance:
+    """The logits tolerance of a full precision (with --infer-tolerance overrides);
+    quantized precisions use the float32 one for greedy near-ties (their logprobs are
+    judged by KL and top-1 instead)."""
+    from infersuite.conformance.tolerances import resolve_tolerance
+
+    return resolve_tolerance(precision if precision in LOGITS_TOLERANCES else "float32",
+                             overrides)
 
 
 def check_greedy_agreement(engine_tokens: torch.Tensor, reference_tokens: torch.Tensor,

@@ -141,4 +141,12 @@ def create(context: EngineContext) -> HFEngine:
     if attention is not None and attention not in ATTENTION:
         raise EngineError(f"engine {context.spec}: attention={attention!r}; "
                           f"expected one of {', '.join(ATTENTION)}")
-    return HFEngine(context.spec, context.model, context.tokenizer, attention)
+    engine = HFEngine(context.spec, context.model, context.tokenizer, attention)
+    if attention is not None:
+        # Modules that drive the transformers model directly would run it with its own
+        # attention, not this engine's: they skip instead of running under a wrong id.
+        engine.capabilities = engine.capabilities - {"transformers"}
+        engine.limitations["transformers"] = (
+            f"attention={attention} applies to this engine's own calls, not to checks that "
+            "drive the transformers model directly")
+    return engine

@@ -43,9 +43,10 @@ STOP_WAIT_S = 3.0
 class WorkerState:
     """The parent's handle on a cache state that lives in the worker."""
 
-    def __init__(self, ref: StateRef, drops: list[int]) -> None:
+    def __init__(self, ref: StateRef, drops: list[tuple[int, int]]) -> None:
         self.ref = ref
-        weakref.finalize(self, drops.append, ref.key)  # freed in the child on the next call
+        # freed in the child on the next call, if that child is still the one holding it
+        weakref.finalize(self, drops.append, (ref.generation, ref.key))
 
 
 def _stop(proc: subprocess.Popen[bytes], sock: socket.socket, stderr: Any) -> None:
@@ -87,7 +88,7 @@ class IsolatedEngine(Engine):
         self._generation = itertools.count()
         self._worker: tuple[int, subprocess.Popen[bytes], socket.socket, Any] | None = None
         self._finalizer: Any = None
-        self._drops: list[int] = []
+        self._drops: list[tuple[int, int]] = []  # (worker generation, state key)
         self.spec = spec  # _start's messages name it
         hello = self._start()
         super().__init__(spec, hello["vocab_size"], hello["pad_id"], hello["eos_ids"],
@@ -193,7 +194,9 @@ class IsolatedEngine(Engine):
                                   f"#{arg.ref.generation}, which has died since (this is "
                                   f"worker #{generation}); prefill again")
         wire_args = tuple(a.ref if isinstance(a, WorkerState) else a for a in args)
-        drops, self._drops[:] = list(self._drops), []
+        # keys of states from an earlier (dead) worker mean nothing to this one
+        drops = [key for gen, key in self._drops if gen == generation]
+        self._drops[:] = []
         message = ("call", call, to_wire(wire_args), to_wire(kwargs), drops,
                    on_tick is not None)
         result = from_wire(self._exchange(message, call, args, on_tick))

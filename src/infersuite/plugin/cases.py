@@ -92,7 +92,8 @@ def read_selection(node: pytest.Item) -> CaseSelection:
         return CaseSelection()
     if marker.args:
         raise pytest.UsageError(f"{node.nodeid}: infer_cases takes keyword arguments only "
-                                "(models=, dtypes=, first_per_device=, gpu_default=, load=)")
+                                "(models=, dtypes=, first_per_device=, gpu_default=, load=, "
+                                "engines=)")
     try:
         return CaseSelection(**marker.kwargs)
     except TypeError as exc:

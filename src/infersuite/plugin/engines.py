@@ -51,6 +51,10 @@ def build_case_engine(config: pytest.Config, case: Case) -> Any:
             cache[case] = _build(config, case)
         except EngineError as exc:  # EngineUnsupported included: a skip, below
             cache[case] = exc
+        except Exception as exc:  # a bug in an adapter: fail its cases once, say where
+            cache[case] = EngineError(
+                f"engine {case.engine} failed to build for {case.id}: "
+                f"{type(exc).__name__}: {exc}")
     built = cache[case]
     if isinstance(built, EngineUnsupported):
         pytest.skip(str(built))
@@ -68,7 +72,10 @@ def build_reference_engine(config: pytest.Config, case: Case) -> Any:
 def pytest_unconfigure(config: pytest.Config) -> None:
     for built in config.stash.get(engine_cache_key, {}).values():
         if not isinstance(built, Exception):
-            built.close()
+            try:
+                built.close()
+            except Exception as exc:  # one engine's failing close must not skip the rest
+                config.get_terminal_writer().line(f"infersuite: closing {built.spec}: {exc}")
     config.stash.get(engine_cache_key, {}).clear()
     workdir = config.stash.get(workdir_key, None)
     if workdir is not None:

@@ -28,9 +28,7 @@ from infersuite.fixtures_path import fixtures_dir
 from infersuite.plugin.options import Case, get_settings
 
 SCHEMA = "infersuite.expectations/1"
-findings_key = pytest.StashKey[list[tuple[str, str, str]]]()  # nodeid, reason, outcome
 expectations_key = pytest.StashKey[list["Expectation"]]()
-_reason_key = pytest.StashKey[str]()
 
 
 @dataclass(frozen=True)
@@ -115,7 +113,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[expectations_key] = [e for p in paths for e in load_expectations(p)]
     except DocumentError as exc:
         raise pytest.UsageError(str(exc)) from None
-    config.stash[findings_key] = []
+    config.pluginmanager.register(KnownFindings(), "infersuite-known-findings")
+
+
+FINDING_PROPERTY = "infersuite_known_finding"  # travels with the report (xdist too)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -132,28 +133,34 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.add_marker(pytest.mark.xfail(
                     strict=True, raises=(ConformanceError, AssertionError),
                     reason=expectation.describe()))
-                item.stash[_reason_key] = expectation.describe()
+                item.user_properties.append((FINDING_PROPERTY, expectation.describe()))
                 break
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
-    report = yield
-    reason = item.stash.get(_reason_key, None)
-    if reason is not None and report.when == "call":
-        outcome = "XPASS(strict): the finding no longer reproduces; remove its entry" \
-            if report.failed and not hasattr(report, "wasxfail") and call.excinfo is None \
-            else ("xfailed" if hasattr(report, "wasxfail") else report.outcome)
-        item.config.stash[findings_key].append((item.nodeid, reason, outcome))
-    return report
+def _outcome(report: pytest.TestReport) -> str:
+    if report.skipped and hasattr(report, "wasxfail"):
+        return "xfailed"
+    if report.failed and "XPASS(strict)" in str(report.longrepr):
+        return "XPASS(strict): the finding no longer reproduces; remove its entry"
+    return "error" if report.failed and report.when != "call" else report.outcome
 
 
-def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
-                            config: pytest.Config) -> None:
-    findings = config.stash.get(findings_key, [])
-    if not findings:
-        return
-    terminalreporter.section("infersuite known findings")
-    for nodeid, reason, outcome in findings:
-        terminalreporter.write_line(f"{outcome}: {nodeid}")
-        terminalreporter.write_line(f"    {reason}")
+class KnownFindings:
+    """Collects the outcome of every test a known finding applies to (on the process that
+    reports: the xdist controller, or the only process)."""
+
+    def __init__(self) -> None:
+        self.findings: list[tuple[str, str, str]] = []  # nodeid, reason, outcome
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        reason = dict(report.user_properties).get(FINDING_PROPERTY)
+        if reason is not None and (report.when == "call" or report.failed):
+            self.findings.append((report.nodeid, str(reason), _outcome(report)))
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.findings:
+            return
+        terminalreporter.section("infersuite known findings")
+        for nodeid, reason, outcome in self.findings:
+            terminalreporter.write_line(f"{outcome}: {nodeid}")
+            terminalreporter.write_line(f"    {reason}")

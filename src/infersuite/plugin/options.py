@@ -109,6 +109,12 @@ class Case:
     def is_gpu(self) -> bool:
         return self.device.startswith("cuda")
 
+    @property
+    def is_reference(self) -> bool:
+        """transformers float32 on the CPU with no engine arguments: the judge itself."""
+        return (self.engine.name, self.engine.args, self.dtype, self.device) == \
+            ("hf", (), "float32", "cpu")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -134,17 +140,6 @@ class Settings:
             return self.models
         names = tuple(default_model_names())
         return names + DEFAULT_GPU_EXTRA_MODELS if device.startswith("cuda") else names
-
-    def cases(self) -> list[Case]:
-        from infersuite.models.loader import describe_model
-
-        return [
-            Case(model, describe_model(model), dtype, device, engine)
-            for device in self.devices()
-            for model in self.models_for(device)
-            for dtype in self.dtypes_for(device)
-            for engine in self.engines
-        ]
 
 
 def default_report_dir(root: Path) -> Path:
@@ -200,10 +195,10 @@ def _add_runtime_options(group: pytest.OptionGroup) -> None:
                          "float32+bfloat16+float16 on CUDA)")
     group.addoption("--infer-engine", action="append", type=parse_engine,
                     metavar="NAME[:KEY=VALUE,...]",
-                    help="runtime under test (repeatable; default hf): hf, onnxruntime, "
-                         "llama.cpp, or one registered under the infersuite.engines entry "
-                         "points; e.g. llama.cpp:kv=f32. transformers float32 on the CPU "
-                         "judges them all")
+                    help="runtime under test (repeatable; default hf): hf, hf-compiled, "
+                         "onnxruntime, llama.cpp, or one registered under the "
+                         "infersuite.engines entry points; e.g. llama.cpp:kv=f32. "
+                         "transformers float32 on the CPU judges them all")
     group.addoption("--infer-tolerance", action="append", type=parse_tolerance,
                     metavar="DTYPE=ATOL",
                     help="override the logits tolerance (atol=rtol) for a dtype")

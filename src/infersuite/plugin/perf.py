@@ -77,6 +77,7 @@ class PerfState:
     report: dict[str, Any] | None = None
     written: list[str] = field(default_factory=list)
     regressions: int = 0
+    nothing_gated: bool = False  # a baseline that shares no benchmark with the run
 
     def get_fingerprint(self) -> dict[str, Any]:
         if self.fingerprint is None:
@@ -290,6 +291,7 @@ def _finish_run(config: pytest.Config, state: PerfState, records: list[PerfRecor
 
     gate = _run_gate(state, records) if state.baseline is not None else None
     state.regressions = len(gate.regressions) if gate else 0
+    state.nothing_gated = gate is not None and all(r.status == "new" for r in gate.rows)
     state.report = build_report(
         records, state.get_fingerprint(), _settings_summary(config, state), gate,
         str(state.baseline_path) if state.baseline_path else None)
@@ -324,7 +326,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not records:
         return
     _finish_run(session.config, state, records)
-    if state.regressions and session.exitstatus == pytest.ExitCode.OK:
+    failed = state.regressions or state.nothing_gated
+    if failed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
@@ -343,3 +346,9 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
         terminalreporter.write_line(
             f"FAILED: {state.regressions} performance regression(s) against "
             f"{state.baseline_path}; the run exits non-zero", red=True, bold=True)
+    if state.nothing_gated:
+        terminalreporter.write_line(
+            f"FAILED: {state.baseline_path} shares no benchmark with this run, so nothing "
+            "was gated (its ids differ: a baseline saved before case ids named the engine, "
+            "'...-cpu-hf', needs re-recording with --infer-save-baseline); the run exits "
+            "non-zero", red=True, bold=True)

@@ -14,6 +14,10 @@ import pytest
 from infersuite.plugin.options import Case, get_settings, is_xdist_worker
 
 AGREEMENT_PROPERTY = "max_abs_logprob_diff"  # recorded by test_reference.py
+# Set at collection on every engine case; they travel with each report, so the process
+# that reports (the xdist controller, or the only process) sees them.
+CASE_PROPERTY, ENGINE_PROPERTY, REFERENCE_PROPERTY = (
+    "infersuite_case", "infersuite_engine", "infersuite_reference")
 
 
 def _case_of(item: pytest.Item) -> Case | None:
@@ -34,7 +38,7 @@ class EngineSummary:
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
-        self.cases: dict[str, Case] = {}  # nodeid -> case
+        self.engines: set[str] = set()
         self.rows: dict[str, dict[str, Any]] = defaultdict(
             lambda: {"outcomes": defaultdict(int)})
         self.written: Path | None = None
@@ -43,23 +47,24 @@ class EngineSummary:
         for item in items:
             case = _case_of(item)
             if case is not None:
-                self.cases[item.nodeid] = case
+                item.user_properties += [(CASE_PROPERTY, case.id),
+                                         (ENGINE_PROPERTY, str(case.engine)),
+                                         (REFERENCE_PROPERTY, case.is_reference)]
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        case = self.cases.get(report.nodeid)
-        if case is None or (report.when != "call" and report.passed):
+        properties = dict(report.user_properties)
+        if CASE_PROPERTY not in properties or (report.when != "call" and report.passed):
             return
-        row = self.rows[case.id]
-        row["is_reference"] = (case.engine.name, case.engine.args, case.dtype,
-                               case.device) == ("hf", (), "float32", "cpu")
-        for name, value in report.user_properties:
-            if name == AGREEMENT_PROPERTY and isinstance(value, (int, float)):
-                row[name] = max(float(value), row.get(name, 0.0))
+        self.engines.add(str(properties[ENGINE_PROPERTY]))
+        row = self.rows[str(properties[CASE_PROPERTY])]
+        row["is_reference"] = bool(properties[REFERENCE_PROPERTY])
+        value = properties.get(AGREEMENT_PROPERTY)
+        if isinstance(value, (int, float)):
+            row[AGREEMENT_PROPERTY] = max(float(value), row.get(AGREEMENT_PROPERTY, 0.0))
         row["outcomes"][_outcome(report)] += 1
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        engines = {case.engine for case in self.cases.values()}
-        if not self.rows or len(engines) < 2 or is_xdist_worker(self.config):
+        if not self.rows or len(self.engines) < 2 or is_xdist_worker(self.config):
             return
         from infersuite.atomic import write_text_atomic
         from infersuite.report.engine_table import SCHEMA, render_engine_table

@@ -117,7 +117,7 @@ def compute_percentile_interval(
             False,
             f"{_percentile_label(percentile)}: no samples; run the measurement first",
         )
-    value = float(np.percentile(data, percentile))  # = compute_percentile(data, percentile)
+    value = float(np.percentile(data, percentile))  # compute_percentile's definition
     lower_index, upper_index = _order_statistic_indices(n, percentile / 100.0, confidence)
     lower = None if lower_index is None else float(data[lower_index - 1])
     upper = None if upper_index is None else float(data[upper_index - 1])

@@ -1,7 +1,9 @@
 """Decoding strategies: greedy, temperature, top-k, top-p, seeds and stopping rules.
 
-Sampling checks draw many first tokens for one prompt in a single batched
-`generate` call and judge them against the softmax of that step's raw logits.
+Sampling checks draw many first tokens for one prompt and judge them against the softmax
+of that step's raw logits. top-k, top-p and seeds go through the engine's own sampler
+(`sampling` capability: transformers' generate, llama.cpp's sampler chain); the other
+checks drive transformers' generate() options directly.
 """
 
 from __future__ import annotations
@@ -31,9 +33,16 @@ pytestmark = pytest.mark.conformance
 
 
 @pytest.fixture(autouse=True)
-def _transformers_engine(infer_case):
-    """These checks drive transformers' own generate()/batching APIs."""
-    infer_case.require("transformers")
+def _transformers_engine(request, infer_case):
+    """Checks that drive transformers' generate() options need the transformers model;
+    those marked `engine_sampler` use the engine's own sampler instead."""
+    if request.node.get_closest_marker("engine_sampler") is None:
+        infer_case.require("transformers")
+    else:
+        infer_case.require("sampling")
+
+
+engine_sampler = pytest.mark.engine_sampler
 
 N_NEW_TOKENS = 8
 N_DRAWS = 2000  # first-token samples per distribution check
@@ -65,6 +74,18 @@ def _draw_first_tokens(infer_case, n: int = N_DRAWS, seed: int = SEED, **samplin
                             max_new_tokens=1, output_logits=True, **sampling)
     raw_logits = out.logits[0][0].double().cpu().numpy()
     return tokens[:, 0].cpu().numpy(), raw_logits
+
+
+def _sample_first_tokens(infer_case, n: int, seed: int = SEED, top_k: int | None = None,
+                         top_p: float | None = None):
+    """n first-token draws from the engine's own sampler for one prompt, and the engine's
+    raw logits for that step (T = 1)."""
+    engine = infer_case.engine
+    prompt = _prompt(infer_case)
+    ids, mask = hf.pad_left([prompt] * n, engine.pad_id)
+    tokens = engine.sample(ids, mask, 1, seed=seed, temperature=1.0, top_k=top_k, top_p=top_p)
+    logits = engine.forward_logits(*hf.pad_left([prompt], engine.pad_id))[0, -1]
+    return tokens[:, 0].numpy(), logits.double().numpy()
 
 
 def _context(infer_case, **extra) -> str:
@@ -139,9 +160,10 @@ def test_sampling_matches_softmax_chi_square(infer_case, temperature, record_pro
         f"N_DRAWS [{_context(infer_case)}]")
 
 
+@engine_sampler
 def test_top_k_sampling_stays_in_top_k(infer_case):
     k = 5
-    samples, logits = _draw_first_tokens(infer_case, n=500, top_k=k)
+    samples, logits = _sample_first_tokens(infer_case, n=500, top_k=k)
     probs = compute_softmax(logits)
     allowed = compute_top_k(probs, k)
     # Tokens tied with the k-th logit are legitimately kept by a top-k filter.
@@ -162,14 +184,15 @@ def test_top_k_sampling_stays_in_top_k(infer_case):
         f"top-{k} probabilities {probs[allowed].round(4).tolist()} [{_context(infer_case)}]")
 
 
+@engine_sampler
 def test_top_p_sampling_stays_in_and_covers_nucleus(infer_case):
     """Draws come only from the nucleus, and every nucleus token is drawn."""
-    _, logits = _draw_first_tokens(infer_case, n=1)
+    _, logits = _sample_first_tokens(infer_case, n=1)
     probs = compute_softmax(logits)
     choice = choose_top_p(probs)
     nucleus = compute_nucleus(probs, choice.top_p)
     assert nucleus.tolist() == choice.nucleus.tolist()
-    samples, _ = _draw_first_tokens(infer_case, n=1000, top_p=choice.top_p)
+    samples, _ = _sample_first_tokens(infer_case, n=1000, top_p=choice.top_p)
     counts = compute_counts(samples, probs.size)
     where = _context(infer_case, seed=SEED)
     described = ", ".join(render_token(int(t), probs) for t in nucleus)
@@ -189,13 +212,16 @@ def test_top_p_sampling_stays_in_and_covers_nucleus(infer_case):
             f"{counts[nucleus].tolist()} [{where}]")
 
 
+@engine_sampler
 def test_seeded_sampling_is_reproducible(infer_case):
+    engine = infer_case.engine
+    prompts = infer_case.prompt_ids()[:3]
+    batches = [prompts] if "padded_batch" in engine.capabilities else [[p] for p in prompts]
+
     def draw(seed: int) -> torch.Tensor:
-        torch.manual_seed(seed)
-        _, tokens = _generate(infer_case, infer_case.prompt_ids()[:3], do_sample=True,
-                              temperature=1.0, top_k=0, top_p=1.0,
-                              max_new_tokens=N_NEW_TOKENS, min_new_tokens=N_NEW_TOKENS)
-        return tokens.cpu()
+        rows = [engine.sample(*hf.pad_left(batch, engine.pad_id), N_NEW_TOKENS, seed=seed)
+                for batch in batches]
+        return torch.cat(rows)
 
     first, again, other = draw(SEED), draw(SEED), draw(SEED + 1)
     check_same_tokens(again, first, f"sampled tokens, same seed {SEED} twice",

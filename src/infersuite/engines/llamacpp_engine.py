@@ -47,7 +47,6 @@ SEED = 0
 LIMITATIONS = {
     "padded_batch": "llama.cpp has no padding masks; each sequence runs on its own",
     "kv_layout": "llama-cpp-python exposes the KV cache as opaque state snapshots only",
-    "sampling": "llama.cpp's sampler chain is not wired into this adapter yet",
 }
 
 
@@ -85,7 +84,7 @@ def compute_dtype_of(settings: LlamaCppSettings) -> str:
 
 class LlamaCppEngine(Engine):
     name = "llama.cpp"
-    capabilities = frozenset({"logits", "greedy", "cache", "stream"})
+    capabilities = frozenset({"logits", "greedy", "cache", "stream", "sampling"})
 
     def __init__(self, settings: LlamaCppSettings) -> None:
         import llama_cpp
@@ -190,6 +189,30 @@ class LlamaCppEngine(Engine):
         rows = self._rows(input_ids, attention_mask)
         return torch.tensor([self._greedy_row(row, n_new, on_token)[0] for row in rows],
                             dtype=torch.long)
+
+    def sample(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n_new: int, *,
+               seed: int, temperature: float = 1.0, top_k: int | None = None,
+               top_p: float | None = None) -> torch.Tensor:
+        """llama.cpp's own sampler chain (top-k, top-p, temperature, then a seeded draw).
+        llama-cpp-python builds the chain afresh for every token from the Llama's seed, so
+        each (row, step) gets its own seed, seed + row * n_new + step: independent draws,
+        reproducible. min-p, typical-p and the repeat penalty are off: only what was asked
+        filters."""
+        import torch
+
+        rows = []
+        for index, row in enumerate(self._rows(input_ids, attention_mask)):
+            self._run(row)
+            tokens: list[int] = []
+            for step in range(n_new):
+                self.llm.set_seed(seed + index * n_new + step)
+                tokens.append(int(self.llm.sample(
+                    top_k=top_k or 0, top_p=1.0 if top_p is None else top_p, min_p=0.0,
+                    typical_p=1.0, temp=temperature, repeat_penalty=1.0)))
+                if step < n_new - 1:
+                    self._eval(tokens[-1:])
+            rows.append(tokens)
+        return torch.tensor(rows, dtype=torch.long)
 
     def prefill(self, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor) -> tuple[torch.Tensor, Any]:

@@ -36,10 +36,12 @@ pytestmark = pytest.mark.conformance
 def _transformers_engine(request, infer_case):
     """Checks that drive transformers' generate() options need the transformers model;
     those marked `engine_sampler` use the engine's own sampler instead."""
-    if request.node.get_closest_marker("engine_sampler") is None:
-        infer_case.require("transformers")
-    else:
+    if request.node.get_closest_marker("engine_sampler") is not None:
         infer_case.require("sampling")
+    elif request.node.get_closest_marker("engine_greedy") is not None:
+        infer_case.require("greedy")
+    else:
+        infer_case.require("transformers")
 
 
 engine_sampler = pytest.mark.engine_sampler
@@ -66,42 +68,43 @@ def _generate(infer_case, prompts: list[list[int]], **kwargs):
     return out, out.sequences[:, ids.shape[1]:]
 
 
-def _draw_first_tokens(infer_case, n: int = N_DRAWS, seed: int = SEED, **sampling):
-    """n first-token samples for one prompt; returns (tokens, that step's raw logits)."""
-    sampling = {"temperature": 1.0, "top_k": 0, "top_p": 1.0, **sampling}
-    torch.manual_seed(seed)
-    out, tokens = _generate(infer_case, [_prompt(infer_case)] * n, do_sample=True,
-                            max_new_tokens=1, output_logits=True, **sampling)
-    raw_logits = out.logits[0][0].double().cpu().numpy()
-    return tokens[:, 0].cpu().numpy(), raw_logits
-
-
-def _sample_first_tokens(infer_case, n: int, seed: int = SEED, top_k: int | None = None,
+def _sample_first_tokens(infer_case, n: int = N_DRAWS, seed: int = SEED,
+                         temperature: float = 1.0, top_k: int | None = None,
                          top_p: float | None = None):
     """n first-token draws from the engine's own sampler for one prompt, and the engine's
-    raw logits for that step (T = 1)."""
+    raw logits for that step."""
     engine = infer_case.engine
     prompt = _prompt(infer_case)
     ids, mask = hf.pad_left([prompt] * n, engine.pad_id)
-    tokens = engine.sample(ids, mask, 1, seed=seed, temperature=1.0, top_k=top_k, top_p=top_p)
+    tokens = engine.sample(ids, mask, 1, seed=seed, temperature=temperature, top_k=top_k,
+                           top_p=top_p)
     logits = engine.forward_logits(*hf.pad_left([prompt], engine.pad_id))[0, -1]
     return tokens[:, 0].numpy(), logits.double().numpy()
+
+
+def _batches(infer_case) -> list[list[list[int]]]:
+    """The prompts as one padded batch, or one by one for an engine without padding."""
+    prompts = infer_case.prompt_ids()
+    return [prompts] if "padded_batch" in infer_case.engine.capabilities else \
+        [[p] for p in prompts]
 
 
 def _context(infer_case, **extra) -> str:
     return render_context({**infer_case.context, **extra})
 
 
+@pytest.mark.engine_greedy
 def test_greedy_decoding_is_argmax(infer_case):
     """Each greedy token is the argmax of its step's logits (EOS is suppressed)."""
-    ids, mask = hf.pad_left(infer_case.prompt_ids(), hf.pad_id_of(infer_case.model),
-                            infer_case.case.device)
-    tokens, logits = hf.generate_greedy(infer_case.model, ids, mask, N_NEW_TOKENS)
-    banned = hf.eos_ids(infer_case.model)
-    masked = logits.clone()
-    masked[..., banned] = float("-inf")
-    check_same_tokens(tokens, masked.argmax(-1), "greedy tokens vs argmax of the step logits",
-                      infer_case.context, masked, tie_margin=0.0)
+    engine = infer_case.engine
+    for batch in _batches(infer_case):
+        tokens, logits = engine.generate_greedy(*hf.pad_left(batch, engine.pad_id),
+                                                N_NEW_TOKENS)
+        masked = logits.clone()
+        masked[..., engine.eos_ids] = float("-inf")
+        check_same_tokens(tokens, masked.argmax(-1),
+                          "greedy tokens vs argmax of the step logits", infer_case.context,
+                          masked, tie_margin=0.0)
 
 
 @pytest.mark.parametrize("temperature", [0.5, 2.0])
@@ -118,21 +121,23 @@ def test_decoding_temperature_scales_scores(infer_case, temperature):
                 {**infer_case.context, "temperature": temperature}, axes=("element",))
 
 
+@engine_sampler
 def test_sampling_at_low_temperature_is_greedy(infer_case):
+    infer_case.require("greedy")
     temperature = 1e-3
-    prompts = infer_case.prompt_ids()
-    ids, mask = hf.pad_left(prompts, hf.pad_id_of(infer_case.model), infer_case.case.device)
-    greedy, greedy_logits = hf.generate_greedy(infer_case.model, ids, mask, N_NEW_TOKENS)
-    torch.manual_seed(SEED)
-    _, sampled = _generate(infer_case, prompts, do_sample=True, temperature=temperature,
-                           top_k=0, top_p=1.0, max_new_tokens=N_NEW_TOKENS,
-                           min_new_tokens=N_NEW_TOKENS)
-    # A logit gap of 30·T leaves the runner-up a probability below e^-30.
-    check_same_tokens(sampled, greedy, f"sampling at T={temperature} vs greedy",
-                      {**infer_case.context, "temperature": temperature}, greedy_logits,
-                      tie_margin=max(30 * temperature, 2 * infer_case.tolerance.atol))
+    engine = infer_case.engine
+    for batch in _batches(infer_case):
+        ids, mask = hf.pad_left(batch, engine.pad_id)
+        greedy, greedy_logits = engine.generate_greedy(ids, mask, N_NEW_TOKENS)
+        sampled = engine.sample(ids, mask, N_NEW_TOKENS, seed=SEED, temperature=temperature)
+        # A logit gap of 30·T leaves the runner-up a probability below e^-30. EOS is
+        # suppressed in greedy only: a sampled EOS shows as a divergence there.
+        check_same_tokens(sampled, greedy, f"sampling at T={temperature} vs greedy",
+                          {**infer_case.context, "temperature": temperature}, greedy_logits,
+                          tie_margin=max(30 * temperature, 2 * infer_case.tolerance.atol))
 
 
+@engine_sampler
 @pytest.mark.parametrize("temperature", [1.0, 0.5])
 def test_sampling_matches_softmax_chi_square(infer_case, temperature, record_property):
     """First-token draws fit softmax(logits / T) (Pearson chi-square, pooled tail).
@@ -140,7 +145,7 @@ def test_sampling_matches_softmax_chi_square(infer_case, temperature, record_pro
     At T != 1 the same draws must also be rejected against the T=1 distribution:
     that proves the test has the power to catch a sampler that ignores T.
     """
-    samples, logits = _draw_first_tokens(infer_case, temperature=temperature)
+    samples, logits = _sample_first_tokens(infer_case, temperature=temperature)
     counts = compute_counts(samples, logits.size)
     result = compute_chi_square(counts, compute_softmax(logits, temperature))
     record_property("chi_square", result.describe())

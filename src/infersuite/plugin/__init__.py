@@ -25,6 +25,7 @@ MARKERS = {
     "gpu": "needs a CUDA device; skipped with a reason where none is visible",
     "slow": "takes longer than the default CPU budget; deselect with -m 'not slow'",
     "engine_sampler": "a decoding check that goes through the engine's own sampler",
+    "engine_greedy": "a decoding check that goes through the engine's own greedy decoding",
     "infer_cases(models=None, dtypes=None, first_per_device=False, gpu_default=None, "
     "load=True, engines=None)": "which cases `infer_case` takes in this module or test "
                   "(see infersuite.plugin.cases)",

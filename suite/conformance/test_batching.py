@@ -1,5 +1,6 @@
-"""Batching: continuous batching and a dynamic batcher give each request what it
-gets alone; each comparison reports whether it is bitwise or within tolerance."""
+"""Batching: continuous batching (transformers) and a dynamic batcher (any engine with
+padded batches) give each request what it gets alone; each comparison reports whether it
+is bitwise or within tolerance."""
 
 from __future__ import annotations
 
@@ -12,10 +13,6 @@ from infersuite.engines import batcher, hf
 pytestmark = pytest.mark.conformance
 
 
-@pytest.fixture(autouse=True)
-def _transformers_engine(infer_case):
-    """These checks drive transformers' own generate()/batching APIs."""
-    infer_case.require("transformers")
 
 # Different prompt lengths and different output lengths, more requests than fit in
 # one batch, so requests join and leave while others are running.
@@ -31,9 +28,9 @@ def _requests(infer_case) -> list[batcher.Request]:
 
 
 def _solo(infer_case, prompt, n_new: int) -> tuple[torch.Tensor, torch.Tensor]:
-    ids, mask = hf.pad_left([prompt], hf.pad_id_of(infer_case.model), infer_case.case.device)
-    tokens, logits = hf.generate_greedy(infer_case.model, ids, mask, n_new)
-    return tokens[0].cpu(), logits[0].cpu()
+    engine = infer_case.engine
+    tokens, logits = engine.generate_greedy(*hf.pad_left([prompt], engine.pad_id), n_new)
+    return tokens[0], logits[0]
 
 
 def _report(record_property, infer_case, what: str, rows: list[dict]) -> None:
@@ -73,6 +70,7 @@ def _compare_cb_tokens(infer_case, index: int, prompt, got: list[int], n_new: in
 
 
 def test_continuous_batching_matches_solo(infer_case, record_property):
+    infer_case.require("transformers")  # transformers' own continuous batching manager
     requests = _requests(infer_case)
     try:
         outputs = batcher.run_continuous_batching(
@@ -129,10 +127,12 @@ def _compare_completion(infer_case, request, completion) -> dict:
 
 
 def test_dynamic_batcher_matches_solo(infer_case, record_property):
-    """Simulated arrivals grouped by max batch size / max wait, left-padded greedy."""
+    """Simulated arrivals grouped by max batch size / max wait, each batch one left-padded
+    greedy generation on the engine."""
+    infer_case.require("padded_batch", "greedy")
     requests = _requests(infer_case)
-    batches, done = batcher.run_planned(infer_case.model, requests, max_batch_size=MAX_BATCH,
-                                        max_wait_s=0.01, device=infer_case.case.device)
+    batches, done = batcher.run_planned(infer_case.engine, requests, max_batch_size=MAX_BATCH,
+                                        max_wait_s=0.01)
     record_property("batches", [[r.request_id for r in b.requests] for b in batches])
     assert len(batches) > 1, f"all requests fell into one batch: {batches}"
     assert any(len(b.requests) > 1 for b in batches), (

@@ -28,8 +28,8 @@ PATCHES = {
     # with solo.
     "one_request_per_batch": """
         orig = batcher.run_planned
-        def patched(model, requests, max_batch_size, **kwargs):
-            return orig(model, requests, max_batch_size=1, **kwargs)
+        def patched(engine, requests, max_batch_size, **kwargs):
+            return orig(engine, requests, max_batch_size=1, **kwargs)
         patch(batcher, "run_planned", patched)
     """,
 }

@@ -37,8 +37,8 @@ CAPABILITIES = {
     "kv_layout": "the cache's tensors per layer, (batch, kv_heads, seq, head_dim)",
     "sampling": "seeded temperature / top-k / top-p sampling",
     "stream": "a callback as each generated token becomes available (for timing)",
-    "transformers": "the underlying transformers model (modules not yet written against "
-                    "the engine protocol)",
+    "transformers": "the underlying transformers model, for checks of transformers' own "
+                    "APIs (its continuous batching manager, generate() options)",
 }
 _SPEC_RE = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?::(?P<args>.*))?$")
 

@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel
 
+    from infersuite.engines.base import Engine
+
 
 @dataclass(frozen=True)
 class Request:
@@ -74,13 +76,13 @@ def plan_batches(requests: Sequence[Request], max_batch_size: int,
     return batches
 
 
-def run_batch(model: PreTrainedModel, batch: Batch, batch_index: int,
-              device: str) -> list[Completion]:
-    """One left-padded greedy generate for the whole batch; each request keeps
-    its first max_new_tokens tokens (EOS is suppressed, so lengths are fixed)."""
-    ids, mask = hf.pad_left([r.prompt for r in batch.requests], hf.pad_id_of(model), device)
+def run_batch(engine: Engine, batch: Batch, batch_index: int) -> list[Completion]:
+    """One left-padded greedy generation on `engine` (padded_batch) for the whole batch;
+    each request keeps its first max_new_tokens tokens (EOS is suppressed, so lengths
+    are fixed)."""
+    ids, mask = hf.pad_left([r.prompt for r in batch.requests], engine.pad_id)
     n_new = max(r.max_new_tokens for r in batch.requests)
-    tokens, logits = hf.generate_greedy(model, ids, mask, n_new)
+    tokens, logits = engine.generate_greedy(ids, mask, n_new)
     return [
         Completion(r.request_id, tokens[row, : r.max_new_tokens].tolist(),
                    logits[row, : r.max_new_tokens].cpu(), batch_index, len(batch.requests))
@@ -88,13 +90,13 @@ def run_batch(model: PreTrainedModel, batch: Batch, batch_index: int,
     ]
 
 
-def run_planned(model: PreTrainedModel, requests: Sequence[Request], max_batch_size: int,
-                max_wait_s: float, device: str) -> tuple[list[Batch], dict[str, Completion]]:
-    """Plan the batches on the simulated clock, then run each one."""
+def run_planned(engine: Engine, requests: Sequence[Request], max_batch_size: int,
+                max_wait_s: float) -> tuple[list[Batch], dict[str, Completion]]:
+    """Plan the batches on the simulated clock, then run each one on `engine`."""
     batches = plan_batches(requests, max_batch_size, max_wait_s)
     done: dict[str, Completion] = {}
     for index, batch in enumerate(batches):
-        for completion in run_batch(model, batch, index, device):
+        for completion in run_batch(engine, batch, index):
             done[completion.request_id] = completion
     return batches, done
 

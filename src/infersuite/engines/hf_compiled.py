@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from infersuite.engines.base import EngineContext, EngineError
-from infersuite.engines.hf_engine import ATTENTION, HFEngine
+from infersuite.engines.hf_engine import HFEngine, parse_attention
 
 if TYPE_CHECKING:
     import torch
@@ -88,9 +88,5 @@ def create(context: EngineContext) -> HFCompiledEngine:
     if mode not in MODES:
         raise EngineError(f"engine {context.spec}: mode={mode!r}; expected one of "
                           f"{', '.join(MODES)}")
-    attention = args.get("attention")
-    if attention is not None and attention not in ATTENTION:
-        raise EngineError(f"engine {context.spec}: attention={attention!r}; expected one of "
-                          f"{', '.join(ATTENTION)}")
-    return HFCompiledEngine(context.spec, context.model, context.tokenizer, attention,
-                            mode=mode)
+    return HFCompiledEngine(context.spec, context.model, context.tokenizer,
+                            parse_attention(context.spec), mode=mode)

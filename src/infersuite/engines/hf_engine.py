@@ -131,16 +131,21 @@ class HFEngine(Engine):
         return out[:, ids.shape[1]:]
 
 
+def parse_attention(spec: EngineSpec) -> str | None:
+    """The ``attention=`` argument of an hf-family engine, checked."""
+    attention = spec.kwargs.get("attention")
+    if attention is not None and attention not in ATTENTION:
+        raise EngineError(f"engine {spec}: attention={attention!r}; "
+                          f"expected one of {', '.join(ATTENTION)}")
+    return attention
+
+
 def create(context: EngineContext) -> HFEngine:
-    args = context.spec.kwargs
-    unknown = sorted(set(args) - {"attention"})
+    unknown = sorted(set(context.spec.kwargs) - {"attention"})
     if unknown:
         raise EngineError(f"engine {context.spec}: unknown argument(s) {unknown}; "
                           "the hf engine takes attention=eager|sdpa")
-    attention = args.get("attention")
-    if attention is not None and attention not in ATTENTION:
-        raise EngineError(f"engine {context.spec}: attention={attention!r}; "
-                          f"expected one of {', '.join(ATTENTION)}")
+    attention = parse_attention(context.spec)
     engine = HFEngine(context.spec, context.model, context.tokenizer, attention)
     if attention is not None:
         # Modules that drive the transformers model directly would run it with its own

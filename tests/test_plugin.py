@@ -106,8 +106,12 @@ def test_cuda_device_without_cuda_is_a_usage_error(pytester):
      "*--infer-dtype*'int4': expected one of float32, float16, bfloat16*"),
     (["--infer-tolerance", "float32"], "*--infer-tolerance*'float32': expected DTYPE=ATOL*"),
     (["--infer-tolerance", "float32=abc"], "*'abc' is not a number*"),
-    (["--infer-engine", "vllm"], "*--infer-engine vllm: unknown engine 'vllm'; known engines: "
-                                 "hf, hf-compiled, llama.cpp, onnxruntime*"),
+    (["--infer-engine", "tgi"], "*--infer-engine tgi: unknown engine 'tgi'; known engines: "
+                                "hf, hf-compiled, llama.cpp, llama.cpp-server, onnxruntime, "
+                                "openai, vllm*"),
+    (["--infer-endpoint", "localhost:8000"], "*--infer-endpoint*expected the server's base "
+                                             "URL, e.g. http://127.0.0.1:8000*"),
+    (["--infer-server-cmd", "python -m server"], "*--infer-server-cmd*must contain {port}*"),
     (["--infer-engine", "hf:attention"], "*--infer-engine*engine argument 'attention' is not "
                                          "key=value*"),
     (["--infer-rounds", "0"], "*--infer-rounds: '0': need at least 1*"),

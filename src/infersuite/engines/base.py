@@ -37,9 +37,12 @@ CAPABILITIES = {
     "kv_layout": "the cache's tensors per layer, (batch, kv_heads, seq, head_dim)",
     "sampling": "seeded temperature / top-k / top-p sampling",
     "stream": "a callback as each generated token becomes available (for timing)",
+    "endpoint": "a server's OpenAI-compatible HTTP API (the endpoint checks)",
     "transformers": "the underlying transformers model, for checks of transformers' own "
                     "APIs (its continuous batching manager, generate() options)",
 }
+# Engines that are servers behind the OpenAI-compatible API: the endpoint modules run them.
+SERVING_ENGINES = ("openai", "llama.cpp-server", "vllm")
 _SPEC_RE = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?::(?P<args>.*))?$")
 
 
@@ -99,6 +102,9 @@ class EngineContext:
     device: str
     workdir: Path
     reference_fp32: Callable[[], Any] = field(repr=False, default=lambda: None)  # fp32 CPU model
+    # Run-wide settings an engine may need (the serving engines: EndpointOptions under
+    # "endpoint", and "models_named": whether the user named the model under test).
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 class Engine(ABC):
@@ -213,7 +219,10 @@ def builtin_engines() -> dict[str, str]:
     return {"hf": "infersuite.engines.hf_engine:create",
             "hf-compiled": "infersuite.engines.hf_compiled:create",
             "onnxruntime": "infersuite.engines.ort_engine:create",
-            "llama.cpp": "infersuite.engines.llamacpp_engine:create"}
+            "llama.cpp": "infersuite.engines.llamacpp_engine:create",
+            "openai": "infersuite.engines.openai_engine:create",
+            "llama.cpp-server": "infersuite.engines.openai_engine:create_llamacpp_server",
+            "vllm": "infersuite.engines.openai_engine:create_vllm"}
 
 
 def available_engines() -> dict[str, str]:

@@ -288,7 +288,8 @@ def _check_case(context: EngineContext) -> None:
                           "`make install` (or pip install 'llama-cpp-python>=0.3')")
 
 
-def _write_model(context: EngineContext, quant: str) -> tuple[Path, Any]:
+def write_model(context: EngineContext, quant: str) -> tuple[Path, Any]:
+    """The case's float32 weights as a GGUF of weight type `quant`, with the vocabulary."""
     import gguf
 
     from infersuite.formats.errors import FormatError
@@ -309,7 +310,7 @@ def create(context: EngineContext) -> Engine:
 
     args = _arguments(context.spec)
     _check_case(context)
-    path, model = _write_model(context, args["quant"])
+    path, model = write_model(context, args["quant"])
     n_ctx = int(args["n_ctx"] or min(int(model.config.max_position_embeddings),
                                      MAX_DEFAULT_CTX))
     settings = LlamaCppSettings(

@@ -2,8 +2,8 @@
 
 Each module owns its options and hooks: `options` (models, devices, dtypes, report folder;
 the Settings object), `cases` (parametrization and the model fixtures), `engines` (the
-runtimes under test and the reference), `expectations` (known findings as strict
-xfails), `summary` (engines side by side), `perf` (benchmarks,
+runtimes under test and the reference), `endpoint` (servers under test), `expectations`
+(known findings as strict xfails), `summary` (engines side by side), `perf` (benchmarks,
 baselines, the regression gate), `knee` (sweeps and knee reports), `formats` (format
 round-trip tables), `workers` (pytest-xdist: workers measure, the controller writes).
 Nothing here imports torch: a run that collects no inference case never loads it.
@@ -15,8 +15,8 @@ import pytest
 
 pytest_plugins: list[str] = [
     f"infersuite.plugin.{name}"
-    for name in ("options", "cases", "engines", "expectations", "perf", "knee", "formats",
-                 "summary", "workers")
+    for name in ("options", "cases", "engines", "endpoint", "expectations", "perf", "knee",
+                 "formats", "summary", "workers")
 ]
 
 MARKERS = {
@@ -26,9 +26,10 @@ MARKERS = {
     "slow": "takes longer than the default CPU budget; deselect with -m 'not slow'",
     "engine_sampler": "a decoding check that goes through the engine's own sampler",
     "engine_greedy": "a decoding check that goes through the engine's own greedy decoding",
+    "endpoint": "checks of a server through its OpenAI-compatible HTTP API",
     "infer_cases(models=None, dtypes=None, first_per_device=False, gpu_default=None, "
-    "load=True, engines=None)": "which cases `infer_case` takes in this module or test "
-                  "(see infersuite.plugin.cases)",
+    "load=True, engines=None, serving=False)": "which cases `infer_case` takes in this "
+                  "module or test (see infersuite.plugin.cases)",
 }
 
 

@@ -13,7 +13,9 @@ fixture is parametrized over model x dtype x device from --infer-model/--infer-d
   neither models nor dtypes;
 - ``load=False``: the fixture does not load the model (the test loads its own);
 - ``engines=("hf",)``: these engines, whatever --infer-engine says (modules about the
-  transformers model itself, such as format round trips).
+  transformers model itself, such as format round trips);
+- ``serving=True``: the serving engines (servers behind the OpenAI-compatible API; see
+  ``serving_cases``) instead of the in-process ones.
 
 ``infer_case.engine`` is the engine under test (built on first use, once per session);
 ``infer_case.require("cache")`` skips, naming the engine and the capability, when the
@@ -29,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from infersuite.engines.base import EngineSpec
+from infersuite.engines.base import SERVING_ENGINES, EngineSpec
 from infersuite.plugin.engines import build_case_engine, build_reference_engine
 from infersuite.plugin.options import Case, Settings, get_settings, probe_cuda
 
@@ -49,14 +51,17 @@ class CaseSelection:
     gpu_default: tuple[str, str] | None = None
     load: bool = True
     engines: tuple[str, ...] | None = None
+    serving: bool = False
 
 
 def select_cases(settings: Settings, selection: CaseSelection) -> list[Case]:
     """The cases one test runs: the settings' cases, narrowed by the module's selection."""
     from infersuite.models.loader import describe_model
 
+    if selection.serving:
+        return serving_cases(settings, selection)
     engines = (tuple(EngineSpec(name) for name in selection.engines) if selection.engines
-               else settings.engines)
+               else tuple(e for e in settings.engines if e.name not in SERVING_ENGINES))
     cases = []
     for device in settings.devices():
         kind = "cuda" if device.startswith("cuda") else "cpu"
@@ -73,6 +78,18 @@ def select_cases(settings: Settings, selection: CaseSelection) -> list[Case]:
         cases += [Case(model, describe_model(model), dtype, device, engine)
                   for model in models for dtype in dtypes for engine in engines]
     return cases
+
+
+def serving_cases(settings: Settings, selection: CaseSelection) -> list[Case]:
+    """The endpoint modules' cases: each serving engine (see Settings.serving_engines) on
+    the named models, or the first default one. A server holds its own precision (its
+    engine arguments), so the case is float32 on the CPU: the reference's own case."""
+    from infersuite.models.loader import describe_model
+    from infersuite.models.zoo import default_model_names
+
+    models = selection.models or settings.models or tuple(default_model_names()[:1])
+    return [Case(model, describe_model(model), "float32", "cpu", engine)
+            for model in models for engine in settings.serving_engines()]
 
 
 def case_param(config: pytest.Config, case: Case) -> Any:
@@ -93,7 +110,7 @@ def read_selection(node: pytest.Item) -> CaseSelection:
     if marker.args:
         raise pytest.UsageError(f"{node.nodeid}: infer_cases takes keyword arguments only "
                                 "(models=, dtypes=, first_per_device=, gpu_default=, load=, "
-                                "engines=)")
+                                "engines=, serving=)")
     try:
         return CaseSelection(**marker.kwargs)
     except TypeError as exc:

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from infersuite.engines.base import EngineError, EngineSpec, EngineUnsupported
-from infersuite.plugin.options import Case
+from infersuite.plugin.options import Case, get_settings
 
 engine_cache_key = pytest.StashKey[dict[Case, Any]]()
 workdir_key = pytest.StashKey[Path]()
@@ -39,7 +39,9 @@ def _build(config: pytest.Config, case: Case) -> Any:
         spec=case.engine, model=loaded.model, tokenizer=loaded.tokenizer,
         model_name=case.model, dtype=case.dtype, device=case.device,
         workdir=_workdir(config, case),
-        reference_fp32=lambda: load_case_model(config, fp32_cpu).model)
+        reference_fp32=lambda: load_case_model(config, fp32_cpu).model,
+        options={"endpoint": get_settings(config).endpoint,
+                 "models_named": bool(get_settings(config).models)})
     return load_factory(case.engine.name)(context)
 
 

@@ -9,6 +9,8 @@ conditions under which it holds (package versions, device kind) and the evidence
      "when": {"packages": {"llama-cpp-python": ">=0.3.36"}, "device": "cpu"},
      "reason": "...", "evidence": "max abs diff 4.2e-3 at ..."}
 
+An optional ``"id"`` glob narrows an entry to some parametrizations of the test (it is
+matched against the whole id in brackets, e.g. ``*-llama.cpp-server-malformed-json``).
 A matching test is marked ``xfail(strict=True, raises=<conformance failures>)``: every
 run lists it, a crash or another error still fails, and a fix shows up as XPASS(strict),
 which fails the run until the entry is removed. Nothing is skipped or loosened.
@@ -17,6 +19,7 @@ which fails the run until the entry is removed. Nothing is skipped or loosened.
 from __future__ import annotations
 
 import fnmatch
+import functools
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -24,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from infersuite.engines.base import EngineSpec
 from infersuite.fixtures_path import fixtures_dir
 from infersuite.plugin.options import Case, get_settings
 
@@ -36,27 +40,27 @@ class Expectation:
     engine: str
     test: str
     case: str
+    param_id: str | None  # glob over the test's whole parametrization id (optional)
     packages: tuple[tuple[str, str], ...]
     device: str | None
     reason: str
     evidence: str
     source: Path
 
-    def applies(self, test_name: str, case: Case) -> bool:
+    def applies(self, test_name: str, case: Case, param_id: str = "") -> bool:
         from packaging.specifiers import SpecifierSet
 
         if case.engine.name != self.engine or test_name != self.test:
             return False
         if not fnmatch.fnmatchcase(case.id, self.case):
             return False
+        if self.param_id is not None and not fnmatch.fnmatchcase(param_id, self.param_id):
+            return False
         if self.device and not case.device.startswith(self.device):
             return False
         for package, spec in self.packages:
-            try:
-                version = metadata.version(package)
-            except metadata.PackageNotFoundError:
-                return False
-            if version not in SpecifierSet(spec):
+            version = _installed_version(package, case.engine)
+            if version is None or version not in SpecifierSet(spec):
                 return False
         return True
 
@@ -64,6 +68,24 @@ class Expectation:
         versions = ", ".join(f"{p}{s}" for p, s in self.packages)
         return (f"known finding ({self.engine}{'; ' + versions if versions else ''}): "
                 f"{self.reason} Evidence: {self.evidence} [{self.source.name}]")
+
+
+@functools.cache
+def _installed_version(package: str, engine: EngineSpec) -> str | None:
+    """The package's version where the engine runs: this environment, or for vLLM (a
+    server in its own environment) that environment's Python."""
+    if engine.name == "vllm":
+        from infersuite.engines.base import EngineError
+        from infersuite.engines.openai_engine import package_version, vllm_python
+
+        try:
+            return package_version(vllm_python(engine), package)
+        except EngineError:
+            return None
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _error(path: Path) -> Any:
@@ -87,7 +109,7 @@ def load_expectations(path: Path) -> list[Expectation]:
             raise fail(f"entry {index} lacks {', '.join(missing)}")
         when = entry.get("when") or {}
         entries.append(Expectation(
-            data["engine"], entry["test"], entry["case"],
+            data["engine"], entry["test"], entry["case"], entry.get("id"),
             tuple(sorted((when.get("packages") or {}).items())), when.get("device"),
             entry["reason"], entry["evidence"], path))
     return entries
@@ -105,8 +127,10 @@ def pytest_configure(config: pytest.Config) -> None:
         return
     from infersuite.documents import DocumentError
 
-    paths = [fixtures_dir() / "expectations" / f"{spec.name}.json"
-             for spec in get_settings(config).engines]
+    settings = get_settings(config)
+    names = dict.fromkeys(spec.name for spec in (*settings.engines,
+                                                 *settings.serving_engines()))
+    paths = [fixtures_dir() / "expectations" / f"{name}.json" for name in names]
     paths = [p for p in paths if p.is_file()]
     paths += [Path(p) for p in config.getoption("infer_expectations") or ()]
     try:
@@ -124,12 +148,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
     expectations = config.stash.get(expectations_key, [])
     for item in items:
-        case = getattr(getattr(item, "callspec", None), "params", {}).get("infer_case")
+        callspec = getattr(item, "callspec", None)
+        case = getattr(callspec, "params", {}).get("infer_case")
         if not isinstance(case, Case):
             continue
         name = getattr(item, "originalname", item.name)
         for expectation in expectations:
-            if expectation.applies(name, case):
+            if expectation.applies(name, case, getattr(callspec, "id", "")):
                 item.add_marker(pytest.mark.xfail(
                     strict=True, raises=(ConformanceError, AssertionError),
                     reason=expectation.describe()))

@@ -117,6 +117,21 @@ class Case:
 
 
 @dataclass(frozen=True)
+class EndpointOptions:
+    """How the suite reaches an OpenAI-compatible server (the serving engines)."""
+
+    url: str | None = None  # --infer-endpoint: a server that is already running
+    server_cmd: str | None = None  # --infer-server-cmd: a server the suite starts
+    api_key_env: str = "OPENAI_API_KEY"  # the variable holding the key (never logged)
+    timeout_s: float = 60.0
+    served_model: str | None = None  # the model name to request (default: /v1/models' first)
+
+    @property
+    def given(self) -> bool:
+        return bool(self.url or self.server_cmd)
+
+
+@dataclass(frozen=True)
 class Settings:
     models: tuple[str, ...]  # empty: the zoo's defaults
     device: str  # as requested: auto | cpu | cuda | cuda:N
@@ -125,6 +140,21 @@ class Settings:
     tolerances: dict[str, float] = field(default_factory=dict)  # dtype -> atol=rtol override
     allow_pickle: bool = False
     engines: tuple[EngineSpec, ...] = (DEFAULT_ENGINE,)
+    endpoint: EndpointOptions = field(default_factory=EndpointOptions)
+    engines_named: bool = False  # --infer-engine given (else the default, hf)
+
+    def serving_engines(self) -> tuple[EngineSpec, ...]:
+        """The engines the endpoint modules run: the serving engines named with
+        --infer-engine, the ``openai`` engine for --infer-endpoint/--infer-server-cmd, and
+        llama.cpp's server when no engine was named at all."""
+        from infersuite.engines.base import SERVING_ENGINES
+
+        named = tuple(e for e in self.engines if e.name in SERVING_ENGINES)
+        if self.endpoint.given:
+            named += (EngineSpec("openai"),)
+        if not named and not self.engines_named:
+            named = (EngineSpec("llama.cpp-server"),)
+        return named
 
     def devices(self) -> tuple[str, ...]:
         """auto: the CPU plus CUDA (whose items skip without a GPU)."""
@@ -150,7 +180,8 @@ def default_report_dir(root: Path) -> Path:
 def build_settings(*, models: list[str] | None, device: str, dtypes: list[str] | None,
                    report_dir: str | None, tolerances: list[tuple[str, float]] | None,
                    allow_pickle: bool, root: Path,
-                   engines: list[EngineSpec] | None = None) -> Settings:
+                   engines: list[EngineSpec] | None = None,
+                   endpoint: EndpointOptions | None = None) -> Settings:
     """Settings from already-parsed option values (duplicates dropped, order kept)."""
     return Settings(
         models=tuple(dict.fromkeys(models or ())),
@@ -160,6 +191,8 @@ def build_settings(*, models: list[str] | None, device: str, dtypes: list[str] |
         tolerances=dict(tolerances or ()),
         allow_pickle=allow_pickle,
         engines=tuple(dict.fromkeys(engines or ())) or (DEFAULT_ENGINE,),
+        endpoint=endpoint or EndpointOptions(),
+        engines_named=bool(engines),
     )
 
 
@@ -196,7 +229,8 @@ def _add_runtime_options(group: pytest.OptionGroup) -> None:
     group.addoption("--infer-engine", action="append", type=parse_engine,
                     metavar="NAME[:KEY=VALUE,...]",
                     help="runtime under test (repeatable; default hf): hf, hf-compiled, "
-                         "onnxruntime, llama.cpp, or one registered under the "
+                         "onnxruntime, llama.cpp, the servers llama.cpp-server and vllm "
+                         "(endpoint checks), or one registered under the "
                          "infersuite.engines entry points; e.g. llama.cpp:kv=f32. "
                          "transformers float32 on the CPU judges them all")
     group.addoption("--infer-tolerance", action="append", type=parse_tolerance,
@@ -204,10 +238,53 @@ def _add_runtime_options(group: pytest.OptionGroup) -> None:
                     help="override the logits tolerance (atol=rtol) for a dtype")
 
 
+def parse_http_url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected the server's base URL, e.g. http://127.0.0.1:8000")
+    return value
+
+
+def parse_server_command(value: str) -> str:
+    import shlex
+
+    try:
+        words = shlex.split(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: {exc}") from None
+    if not words or not any("{port}" in word for word in words):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: the command must contain {{port}} (the suite picks a free port on "
+            "127.0.0.1), e.g. \"python -m vllm.entrypoints.openai.api_server --model DIR "
+            "--host 127.0.0.1 --port {port}\"")
+    return value
+
+
+def _add_endpoint_options(group: pytest.OptionGroup) -> None:
+    group.addoption("--infer-endpoint", type=parse_http_url, metavar="URL",
+                    help="test an OpenAI-compatible server that is already running (the "
+                         "'openai' engine); pass --infer-model with the served checkpoint to "
+                         "judge its answers against transformers float32")
+    group.addoption("--infer-server-cmd", type=parse_server_command, metavar="COMMAND",
+                    help="start this server for the endpoint checks and stop it at the end; "
+                         "{port} and {host} are filled in (127.0.0.1, a free port)")
+    group.addoption("--infer-served-model", metavar="NAME",
+                    help="model name sent in requests (default: the first of /v1/models)")
+    group.addoption("--infer-api-key-env", default="OPENAI_API_KEY", metavar="VAR",
+                    help="environment variable holding the server's API key (default "
+                         "OPENAI_API_KEY; the key is never written to logs or reports)")
+    group.addoption("--infer-endpoint-timeout", type=parse_positive_float, default=60.0,
+                    metavar="SECONDS", help="timeout of every HTTP call (default 60)")
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("infersuite", "infersuite: inference conformance and benchmarks")
     _add_model_options(group)
     _add_runtime_options(group)
+    _add_endpoint_options(group)
     group.addoption("--infer-report-dir", metavar="DIR",
                     help="where reports are written (default reports/<UTC timestamp>/)")
 
@@ -271,7 +348,17 @@ def pytest_configure(config: pytest.Config) -> None:
         dtypes=config.getoption("infer_dtype"), report_dir=config.getoption("infer_report_dir"),
         tolerances=config.getoption("infer_tolerance"),
         allow_pickle=config.getoption("infer_allow_pickle"), root=config.rootpath,
-        engines=config.getoption("infer_engine"))
+        engines=config.getoption("infer_engine"),
+        endpoint=EndpointOptions(
+            url=config.getoption("infer_endpoint"),
+            server_cmd=config.getoption("infer_server_cmd"),
+            api_key_env=config.getoption("infer_api_key_env"),
+            timeout_s=config.getoption("infer_endpoint_timeout"),
+            served_model=config.getoption("infer_served_model")))
+    if settings.endpoint.url and settings.endpoint.server_cmd:
+        raise pytest.UsageError("--infer-endpoint and --infer-server-cmd both given: test a "
+                                "running server (--infer-endpoint) or have the suite start one "
+                                "(--infer-server-cmd), not both")
     if settings.device.startswith("cuda"):  # asked for by name: check now (imports torch)
         check_device_available(settings.device, *probe_cuda(config))
     _check_models(settings)

@@ -1,0 +1,1 @@
+"""Servers under test: starting them, talking to them, and planting faults between."""

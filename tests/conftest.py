@@ -20,6 +20,8 @@ PRELOAD = (
     "infersuite.baseline.gate", "infersuite.baseline.store", "infersuite.baseline.fingerprint",
     "infersuite.measure.request", "infersuite.measure.hooks", "infersuite.measure.records",
     "infersuite.measure.timing", "infersuite.models.loader",
+    "httpx", "infersuite.serving.client", "infersuite.serving.process",
+    "infersuite.serving.proxy", "infersuite.conformance.endpoint",
 )
 
 for _name in PRELOAD:
@@ -39,6 +41,16 @@ def _warm_generate_imports() -> None:
 
     model = load_model("llama-tiny", torch.float32, "cpu", False).model
     run_timed_request(HFEngine(EngineSpec("hf"), model), RequestInput(None, ((17, 18),)), 2)
+    # httpcore imports its socket backend on the first connection: make one (refused), or
+    # a pytester run would import a second copy whose errors httpx no longer translates.
+    import httpx
+
+    from infersuite.serving.process import free_port
+
+    try:
+        httpx.get(f"http://127.0.0.1:{free_port()}/", timeout=1.0)
+    except httpx.HTTPError:
+        pass
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -155,12 +155,15 @@ def check_reassembly(streamed: Completion, whole: Completion, what: str,
             context))
 
 
-def check_usage(answer: Completion, n_tokens: int, what: str,
-                context: Mapping[str, Any]) -> None:
-    """``usage.completion_tokens`` equals the number of tokens received."""
-    if answer.usage is None:
-        return
-    reported = answer.usage.get("completion_tokens")
+def check_usage(answer: Completion, n_tokens: int, what: str, context: Mapping[str, Any],
+                usage: Mapping[str, int] | None = None) -> None:
+    """``usage.completion_tokens`` (the answer's, else `usage`: the same request's
+    non-streamed usage, for servers that send none in a stream) equals the number of tokens
+    received."""
+    usage = answer.usage or usage
+    if usage is None:
+        raise ConformanceError(_where(f"{what}: the answer reports no usage", context))
+    reported = usage.get("completion_tokens")
     if reported != n_tokens:
         raise ConformanceError(_where(
             f"{what}: usage.completion_tokens is {reported}, {n_tokens} tokens were "
@@ -243,6 +246,38 @@ def check_against_reference(answer: Completion, reference: ReferenceAnswer,
             f"(finish_reason 'stop'), the reference generates {expected} "
             f"before EOS: {reference.text(texts)!r} vs {answer.text!r}", context))
     return ReferenceVerdict(len(answer.logprobs), None, worst, compared)
+
+
+def check_answers_prompt(answer: Completion, prompt_ids: Sequence[int],
+                         reference: ReferenceAnswer | None, texts: TokenTexts | None,
+                         tolerance: Tolerance, what: str, context: Mapping[str, Any]) -> None:
+    """The answer belongs to this prompt: ``usage.prompt_tokens`` is the prompt's length
+    and, with the reference, the first token's log-probability is the one the reference
+    gives that token after this prompt (an answer computed from another prompt's cached
+    state, or handed over from another request, has other numbers)."""
+    counted = (answer.usage or {}).get("prompt_tokens")
+    if counted is not None and counted != len(prompt_ids):
+        raise ConformanceError(_where(
+            f"{what}: usage.prompt_tokens is {counted}, the prompt has {len(prompt_ids)} "
+            f"tokens: the answer {answer.text!r} is another prompt's", context))
+    if reference is None or texts is None or not answer.logprobs:
+        return
+    first = answer.logprobs[0]
+    logits = reference.logits[0]
+    logprobs = logits.log_softmax(-1)
+    bound = logprob_bound(tolerance, float(logits.abs().max()))
+    candidates = texts.ids_for(first.token)
+    if first.logprob is None or not candidates:
+        raise ConformanceError(_where(f"{what}: the first token {first.token!r} is no token "
+                                      "of the model or has no logprob", context))
+    diffs = {c: abs(float(first.logprob) - float(logprobs[c])) for c in candidates}
+    token, diff = min(diffs.items(), key=lambda item: item[1])
+    if diff > bound:
+        raise ConformanceError(_where(
+            f"{what}: the first token {first.token!r} has logprob {first.logprob:.6f}; after "
+            f"this prompt the reference gives it {float(logprobs[token]):.6f} (id {token}): "
+            f"|Δ| {diff:.3e} > bound {bound:.3e}, the answer was computed from another "
+            "prompt's state", context))
 
 
 def check_quantized_top1(first_tokens: Sequence[tuple[str, int]], texts: TokenTexts,

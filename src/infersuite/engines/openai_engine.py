@@ -139,12 +139,14 @@ def _client(context: EngineContext, base_url: str, server: ServerProcess | None)
                             api_key_env=getattr(options, "api_key_env", "OPENAI_API_KEY"),
                             timeout_s=getattr(options, "timeout_s", 60.0))
     except Exception as exc:
+        log = ""
         if server is not None:
             server.stop()
+            log = f"; last lines of the server's log:\n{server.log_tail()}"
         if isinstance(exc, EndpointError):
-            raise EngineError(f"engine {context.spec}: {exc}") from exc
+            raise EngineError(f"engine {context.spec}: {exc}{log}") from exc
         raise EngineError(f"engine {context.spec}: cannot reach {base_url}: "
-                          f"{type(exc).__name__}: {exc}") from exc
+                          f"{type(exc).__name__}: {exc}{log}") from exc
 
 
 def _check_cpu_case(context: EngineContext) -> None:

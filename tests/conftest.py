@@ -7,6 +7,7 @@ here first, before any pytester snapshot."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import textwrap
 from pathlib import Path
@@ -47,10 +48,8 @@ def _warm_generate_imports() -> None:
 
     from infersuite.serving.process import free_port
 
-    try:
+    with contextlib.suppress(httpx.HTTPError):
         httpx.get(f"http://127.0.0.1:{free_port()}/", timeout=1.0)
-    except httpx.HTTPError:
-        pass
 
 
 REPO = Path(__file__).resolve().parents[1]

@@ -31,7 +31,7 @@ def test_prompt_tokenization_matches_reference(infer_endpoint):
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
-def test_greedy_answers_agree_with_reference(infer_endpoint, stream):
+def test_greedy_answers_agree_with_reference(infer_endpoint, stream, record_property):
     ep = infer_endpoint
     texts = ep.texts
     precision = ep.engine.precision
@@ -46,6 +46,10 @@ def test_greedy_answers_agree_with_reference(infer_endpoint, stream):
         worst = max(worst, verdict.max_logprob_diff)
         if answer.tokens:
             firsts.append((answer.tokens[0], reference.tokens[0]))
+    summary = (f"{len(ep.prompts)} prompts, {compared} logprobs compared, max |Δ logprob| "
+               f"{worst:.3e} ({precision} bound)")
+    record_property("reference_agreement", summary)
+    print(f"[{ep.case.id}] stream={stream}: {summary}")
     if precision in QUANTIZED_GATES:
         check_quantized_top1(firsts, texts, precision, "first tokens vs reference argmax",
                              ep.context)

@@ -64,7 +64,8 @@ def test_fault_fails_its_check(pytester, copy_suite_module, fault):
     module, selection, message = FAULTS[fault]
     result = _run(pytester, copy_suite_module, fault, module, selection)
     outcomes = result.parseoutcomes()
-    assert outcomes.get("failed", 0) >= 1 and not outcomes.get("passed"), result.stdout.str()
+    assert outcomes.get("failed", 0) >= 1, result.stdout.str()
+    assert not outcomes.get("passed"), result.stdout.str()
     result.stdout.fnmatch_lines([f"*ConformanceError*{message}*"])
 
 
@@ -77,4 +78,5 @@ def test_checks_pass_through_a_clean_proxy(pytester, copy_suite_module):
     selection = " or ".join(f"({s})" for _, s, _ in FAULTS.values())
     result = pytester.runpytest("-p", "no:cacheprovider", "-k", selection)
     outcomes = result.parseoutcomes()
-    assert outcomes.get("passed", 0) >= 5 and not outcomes.get("failed"), result.stdout.str()
+    assert outcomes.get("passed", 0) >= 5, result.stdout.str()
+    assert not outcomes.get("failed"), result.stdout.str()

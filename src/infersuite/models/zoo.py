@@ -22,7 +22,9 @@ class UnknownModelError(ValueError):
 @dataclass(frozen=True)
 class ZooEntry:
     name: str
-    tier: str  # "tiny": runs on CPU by default; "shape": a real model's shape, for GPUs
+    # "tiny": runs on CPU by default; "shape": a real model's shape, for GPUs; "serve": a
+    # tiny model with head size 32, the smallest vLLM's CPU attention takes (make test-vllm)
+    tier: str
     architecture: str
     seed: int
     config_dir: Path

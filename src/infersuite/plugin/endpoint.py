@@ -14,6 +14,7 @@ terminal summary.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,6 @@ import pytest
 from infersuite.plugin.cases import InferCase
 
 SERVER_PROPERTY = "infersuite_server"
-servers_key = pytest.StashKey[dict[str, dict[str, str]]]()
 answers_key = pytest.StashKey[dict[tuple[Any, ...], Any]]()
 N_NEW = 12  # tokens per answer in the endpoint checks
 
@@ -140,14 +140,65 @@ def infer_endpoint(infer_case: InferCase, request: pytest.FixtureRequest) -> End
     """The serving engine of the case, started on first use (once per run)."""
     engine = infer_case.engine
     infer_case.require("endpoint")
-    servers = request.config.stash.setdefault(servers_key, {})
-    servers.setdefault(str(infer_case.case.engine), engine.describe())
     request.node.user_properties.append((SERVER_PROPERTY, engine.describe()))
     return EndpointCase(infer_case, engine, request.config)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[answers_key] = {}
+    config.pluginmanager.register(EndpointReport(config), "infersuite-endpoint-report")
+
+
+class EndpointReport:
+    """endpoint.json in the report folder: the servers (command, version, flags, start-up
+    time), the host, and each endpoint check's outcome (on the process that reports)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.checks: list[dict[str, Any]] = []
+        self.servers: dict[str, dict[str, str]] = {}  # from the reports (xdist workers too)
+        self.written: str | None = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        properties: dict[str, Any] = dict(report.user_properties)
+        if SERVER_PROPERTY not in properties or not (report.when == "call" or report.failed):
+            return
+        info = dict(properties[SERVER_PROPERTY])
+        self.servers.setdefault(str(info.get("engine")), info)
+        self.checks.append({
+            "test": report.nodeid,
+            "outcome": "xfailed" if hasattr(report, "wasxfail") else report.outcome,
+            "server": info.get("engine"),
+            "known_finding": properties.get("infersuite_known_finding"),
+            "message": (report.longreprtext.strip().splitlines() or [""])[-1][:500]
+            if report.failed else None})
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        from infersuite.atomic import write_text_atomic
+        from infersuite.baseline.fingerprint import compute_fingerprint
+        from infersuite.plugin.options import get_settings, is_xdist_worker
+
+        if not self.checks or is_xdist_worker(self.config):
+            return
+        document = {"schema": "infersuite.endpoint/1",
+                    "fingerprint": {**compute_fingerprint(None, self.config.rootpath),
+                                    "servers": self.servers},
+                    "checks": self.checks}
+        report_dir = get_settings(self.config).report_dir
+        report_dir.mkdir(parents=True, exist_ok=True)
+        path = report_dir / "endpoint.json"
+        write_text_atomic(path, json.dumps(document, indent=2) + "\n")
+        self.written = str(path)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.servers:
+            return
+        terminalreporter.section("infersuite servers under test")
+        for spec, info in self.servers.items():
+            shown = ", ".join(f"{k}={v}" for k, v in info.items() if k != "engine")
+            terminalreporter.write_line(f"{spec}: {shown}")
+        if self.written:
+            terminalreporter.write_line(f"endpoint report: {self.written}")
 
 
 @pytest.hookimpl(wrapper=True)
@@ -159,13 +210,3 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if tail:
             report.sections.append(("server log (last 40 lines)", tail))
     return report
-
-
-def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    servers = config.stash.get(servers_key, {})
-    if not servers:
-        return
-    terminalreporter.section("infersuite servers under test")
-    for spec, info in servers.items():
-        shown = ", ".join(f"{k}={v}" for k, v in info.items() if k not in ("engine",))
-        terminalreporter.write_line(f"{spec}: {shown}")

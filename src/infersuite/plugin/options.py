@@ -145,12 +145,13 @@ class Settings:
 
     def serving_engines(self) -> tuple[EngineSpec, ...]:
         """The engines the endpoint modules run: the serving engines named with
-        --infer-engine, the ``openai`` engine for --infer-endpoint/--infer-server-cmd, and
-        llama.cpp's server when no engine was named at all."""
+        --infer-engine, the ``openai`` engine for --infer-endpoint/--infer-server-cmd (unless
+        named with arguments, e.g. ``openai:n_ctx=4096``), and llama.cpp's server when no
+        engine was named at all."""
         from infersuite.engines.base import SERVING_ENGINES
 
         named = tuple(e for e in self.engines if e.name in SERVING_ENGINES)
-        if self.endpoint.given:
+        if self.endpoint.given and not any(e.name == "openai" for e in named):
             named += (EngineSpec("openai"),)
         if not named and not self.engines_named:
             named = (EngineSpec("llama.cpp-server"),)

@@ -128,7 +128,7 @@ class FaultProxy:
         self.applied += 1
         if self.fault == "drop_chunk":
             return events[:i] + events[i + 1:]
-        return events[: i + 1] + [events[i]] + events[i + 1:]
+        return [*events[:i + 1], events[i], *events[i + 1:]]
 
 
 def _carries_text(event: bytes) -> bool:

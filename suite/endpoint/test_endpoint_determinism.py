@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from infersuite.conformance.compare import ConformanceError
+from infersuite.conformance.compare import ConformanceError, render_context
 from infersuite.conformance.endpoint import check_same_answer
 
 pytestmark = [pytest.mark.endpoint, pytest.mark.conformance,
@@ -46,9 +46,9 @@ def test_seed_reproduces_sampling(infer_endpoint):
         if first.text != second.text:
             raise ConformanceError(f"seed={seed}: two sampled answers to the same request "
                                    f"differ: {first.text!r} vs {second.text!r} "
-                                   f"[{ep.context}]")
+                                   f"[{render_context(ep.context)}]")
         texts[seed] = first.text
     if len(set(texts.values())) == 1:
         raise ConformanceError(f"seeds {list(SEEDS)} all give {texts[SEEDS[0]]!r}: the seed "
                                f"does not reach the sampler (16 tokens at temperature 1) "
-                               f"[{ep.context}]")
+                               f"[{render_context(ep.context)}]")

@@ -9,7 +9,7 @@ import json
 import httpx
 import pytest
 
-from infersuite.conformance.compare import ConformanceError
+from infersuite.conformance.compare import ConformanceError, render_context
 
 pytestmark = [pytest.mark.endpoint, pytest.mark.conformance,
               pytest.mark.infer_cases(serving=True)]
@@ -35,7 +35,7 @@ def test_bad_request_is_a_client_error(infer_endpoint, kind):
     # A fresh connection for each request: the check is about the server, not about a
     # connection the bad request may have spoiled.
     with httpx.Client(base_url=ep.client.base_url, timeout=ep.client.timeout,
-                      headers=ep.client._headers()) as http:
+                      headers=ep.client.auth_headers()) as http:
         response = http.post("/v1/completions", content=body,
                              headers={"content-type": "application/json"})
     try:
@@ -51,4 +51,4 @@ def test_bad_request_is_a_client_error(infer_endpoint, kind):
     if problems:
         raise ConformanceError(f"{kind} ({len(body)} bytes): " + "; ".join(problems)
                                + f"; body {response.text[:200]!r}. The server answered the "
-                               f"next good request ({after.text!r}) [{ep.context}]")
+                               f"next good request ({after.text!r}) [{render_context(ep.context)}]")

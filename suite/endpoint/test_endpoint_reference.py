@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from infersuite.conformance.agreement import QUANTIZED_GATES
-from infersuite.conformance.compare import ConformanceError
+from infersuite.conformance.compare import ConformanceError, render_context
 from infersuite.conformance.endpoint import check_against_reference, check_quantized_top1
 
 pytestmark = [pytest.mark.endpoint, pytest.mark.conformance,
@@ -27,7 +27,7 @@ def test_prompt_tokenization_matches_reference(infer_endpoint):
         if served != want:
             raise ConformanceError(f"prompt {index} ({prompt!r}): the server's token ids "
                                    f"{served} differ from the tokenizer's {want} "
-                                   f"[{ep.context}]")
+                                   f"[{render_context(ep.context)}]")
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
@@ -55,4 +55,4 @@ def test_greedy_answers_agree_with_reference(infer_endpoint, stream, record_prop
                              ep.context)
     elif compared == 0:
         raise ConformanceError(f"no log-probability could be compared with the reference "
-                               f"[{ep.context}]")
+                               f"[{render_context(ep.context)}]")

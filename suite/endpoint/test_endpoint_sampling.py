@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from infersuite.conformance.compare import ConformanceError
+from infersuite.conformance.compare import ConformanceError, render_context
 from infersuite.conformance.endpoint import group_by_text
 from infersuite.conformance.sampling import (
     choose_top_p,
@@ -48,7 +48,7 @@ def _fit(ep, draws, probs, what):
     unknown = sorted({d for d in draws if d not in index})
     if unknown:
         raise ConformanceError(f"{what}: sampled texts {unknown[:5]} are no token of the "
-                               f"model [{ep.context}]")
+                               f"model [{render_context(ep.context)}]")
     counts = np.bincount([index[d] for d in draws], minlength=len(labels))
     return compute_chi_square(counts, grouped), counts, labels
 
@@ -59,11 +59,11 @@ def _judge(ep, draws, probs, ignored, what, record_property):
     if result.p_value <= MIN_P_VALUE:
         raise ConformanceError(f"{what}: {N_DRAWS} seeded one-token answers do not follow the "
                                f"reference's distribution: {result.describe()}; threshold "
-                               f"p > {MIN_P_VALUE:g} [{ep.context}]")
+                               f"p > {MIN_P_VALUE:g} [{render_context(ep.context)}]")
     power, _, _ = _fit(ep, draws, ignored, what)
     assert power.p_value < POWER_P_VALUE, (
         f"{what}: the draws cannot be told from the distribution of a sampler that ignores "
-        f"the parameter ({power.describe()}); raise N_DRAWS [{ep.context}]")
+        f"the parameter ({power.describe()}); raise N_DRAWS [{render_context(ep.context)}]")
 
 
 def _logits(ep):

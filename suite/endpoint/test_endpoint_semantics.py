@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from infersuite.conformance.compare import ConformanceError
+from infersuite.conformance.compare import ConformanceError, render_context
 
 pytestmark = [pytest.mark.endpoint, pytest.mark.conformance,
               pytest.mark.infer_cases(serving=True)]
@@ -22,14 +22,14 @@ def _long_answer(ep):
         if answer.finish_reason == "length":
             if answer.logprobs is None:
                 raise ConformanceError(f"{prompt!r}: logprobs were asked for, none came back "
-                                       f"[{ep.context}]")
+                                       f"[{render_context(ep.context)}]")
             return prompt, answer
     raise ConformanceError(f"no shipped prompt gives a {LONG}-token answer with "
-                           f"finish_reason 'length' [{ep.context}]")
+                           f"finish_reason 'length' [{render_context(ep.context)}]")
 
 
 def _fail(ep, text):
-    raise ConformanceError(f"{text} [{ep.context}]")
+    raise ConformanceError(f"{text} [{render_context(ep.context)}]")
 
 
 def test_max_tokens_exact(infer_endpoint):
@@ -144,3 +144,46 @@ def test_context_overflow_is_a_client_error(infer_endpoint):
     elif not 400 <= response.status_code < 500:
         _fail(ep, f"a prompt near the context end with max_tokens=64: HTTP "
                   f"{response.status_code} {response.text[:300]!r}")
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0], ids=["greedy", "sampled"])
+def test_n_choices(infer_endpoint, temperature):
+    """n=3: three choices, indexed 0..2; at temperature 0 each is the single answer."""
+    from infersuite.serving.client import EndpointError
+
+    ep = infer_endpoint
+    prompt = ep.prompts[2]
+    params = {"temperature": temperature} if temperature == 0 else {
+        "temperature": temperature, "top_p": 1.0, "seed": 5}
+    try:
+        choices = ep.client.create(ep.body(prompt, n=3, **params))
+    except EndpointError as exc:
+        _fail(ep, f"n=3 at temperature {temperature} refused: {exc}")
+    texts = [c.text for c in choices]
+    if len(choices) != 3:
+        _fail(ep, f"n=3 at temperature {temperature} on {prompt!r}: {len(choices)} choice(s) "
+                  f"{texts}")
+    if temperature == 0:
+        single = ep.complete(prompt)
+        if texts != [single.text] * 3:
+            _fail(ep, f"n=3 at temperature 0 on {prompt!r}: choices {texts}; each should be "
+                      f"the single answer {single.text!r}")
+
+
+def test_token_id_prompt_equals_text_prompt(infer_endpoint):
+    """The completions API takes a prompt as token ids: the server's ids for a text prompt,
+    sent as ids, give the same answer as the text."""
+    ep = infer_endpoint
+    prompt = ep.prompts[3]
+    ids = ep.prompt_ids(prompt)
+    as_text = ep.complete(prompt, logprobs=1)
+    response = ep.client.post("/v1/completions", json=ep.body(ids, logprobs=1))
+    if response.status_code != 200:
+        _fail(ep, f"a prompt of {len(ids)} token ids: HTTP {response.status_code} "
+                  f"{response.text[:300]!r}")
+    from infersuite.serving.client import parse_answer
+
+    as_ids = parse_answer(response.json(), "token-id prompt")[0]
+    if as_ids.text != as_text.text:
+        _fail(ep, f"the prompt {prompt!r} as {len(ids)} token ids answers {as_ids.text!r}, as "
+                  f"text {as_text.text!r}")

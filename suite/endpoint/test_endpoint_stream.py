@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from infersuite.conformance.compare import ConformanceError
+from infersuite.conformance.compare import ConformanceError, render_context
 from infersuite.conformance.endpoint import check_reassembly, check_same_answer, check_usage
 
 pytestmark = [pytest.mark.endpoint, pytest.mark.conformance,
@@ -48,7 +48,7 @@ def test_usage_counts_tokens_received(infer_endpoint, api):
         for name, answer in (("whole answer", whole), ("stream", streamed)):
             if answer.logprobs is None:
                 raise ConformanceError(f"{api} request {index}, {name}: logprobs were asked "
-                                       f"for, none came back [{ep.context}]")
+                                       f"for, none came back [{render_context(ep.context)}]")
         check_usage(whole, len(whole.logprobs or []), f"{api} request {index}, whole answer",
                     ep.context)
         # Servers that send no usage in a stream are held to the whole answer's count.

@@ -58,7 +58,8 @@ def test_running_server_via_infer_endpoint(pytester, copy_suite_module, gguf_pat
                                     "--infer-model", "llama-tiny")
         outcomes = result.parseoutcomes()
         assert outcomes.get("passed", 0) >= 9, result.stdout.str()
-        assert not outcomes.get("failed") and not outcomes.get("errors"), result.stdout.str()
+        assert not outcomes.get("failed"), result.stdout.str()
+        assert not outcomes.get("errors"), result.stdout.str()
         result.stdout.fnmatch_lines(["*infersuite servers under test*",
                                      f"openai:n_ctx=256: server=openai-compatible, "
                                      f"url={server.base_url}*"])
@@ -96,6 +97,7 @@ def test_server_started_from_infer_server_cmd(pytester, copy_suite_module, gguf_
                                 "--infer-model", "llama-tiny")
     outcomes = result.parseoutcomes()
     assert outcomes.get("passed", 0) >= 9, result.stdout.str()
-    assert not outcomes.get("failed") and not outcomes.get("errors"), result.stdout.str()
+    assert not outcomes.get("failed"), result.stdout.str()
+    assert not outcomes.get("errors"), result.stdout.str()
     result.stdout.fnmatch_lines(["*openai:n_ctx=256: server=openai-compatible*command=*"
                                  "llama_cpp.server*"])

@@ -74,7 +74,8 @@ def test_no_orphan_server_when_pytest_is_stopped(pytester, how):
         if "SERVER_PID" in line:  # pytest prints it after the module's name
             pid = int(line.split("SERVER_PID")[1].split()[0])
             break
-    assert pid is not None and psutil.pid_exists(pid)
+    assert pid is not None
+    assert psutil.pid_exists(pid)
     process.send_signal(how)
     process.wait(60)
     assert _wait_gone(pid), f"server {pid} still running after pytest got {how!r}"

@@ -296,7 +296,7 @@ def server_version(client: OpenAIClient) -> dict[str, str]:
     """What the server says about itself: vLLM's /version, the HTTP Server header."""
     found: dict[str, str] = {}
     try:
-        response = client._http.get("/version")
+        response = client.get("/version")
         if response.status_code == 200 and "version" in response.text:
             found["server_version"] = str(response.json().get("version"))
         header = response.headers.get("server")

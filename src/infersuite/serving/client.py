@@ -150,13 +150,14 @@ class OpenAIClient:
         self.api_key_env = api_key_env
         self.timeout = httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0))
         self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout,
-                                  headers=self._headers())
+                                  headers=self.auth_headers())
         self.model = model or self._first_model()
 
     def __repr__(self) -> str:  # the key stays out of every repr
         return f"OpenAIClient({self.base_url!r}, model={self.model!r})"
 
-    def _headers(self) -> dict[str, str]:
+    def auth_headers(self) -> dict[str, str]:
+        """The Authorization header, when the key's variable is set (empty otherwise)."""
         key = os.environ.get(self.api_key_env, "")
         return {"Authorization": f"Bearer {key}"} if key else {}
 
@@ -184,6 +185,9 @@ class OpenAIClient:
     @staticmethod
     def path_of(body: Mapping[str, Any]) -> str:
         return "/v1/chat/completions" if "messages" in body else "/v1/completions"
+
+    def get(self, path: str) -> httpx.Response:
+        return self._http.get(path)
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
         """A raw request (for malformed input): the response, whatever its status."""
@@ -237,7 +241,7 @@ class OpenAIClient:
         limits = httpx.Limits(max_connections=max_connections,
                               max_keepalive_connections=max_connections)
         return httpx.AsyncClient(base_url=self.base_url, timeout=self.timeout,
-                                 headers=self._headers(), limits=limits)
+                                 headers=self.auth_headers(), limits=limits)
 
 
 async def _asse_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:

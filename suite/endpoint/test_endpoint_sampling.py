@@ -56,6 +56,7 @@ def _fit(ep, draws, probs, what):
 def _judge(ep, draws, probs, ignored, what, record_property):
     result, _, _ = _fit(ep, draws, probs, what)
     record_property("chi_square", result.describe())
+    print(f"[{ep.case.id}] {what}: {result.describe()}")
     if result.p_value <= MIN_P_VALUE:
         raise ConformanceError(f"{what}: {N_DRAWS} seeded one-token answers do not follow the "
                                f"reference's distribution: {result.describe()}; threshold "

@@ -50,7 +50,8 @@ def _fit(ep, draws, probs, what):
         raise ConformanceError(f"{what}: sampled texts {unknown[:5]} are no token of the "
                                f"model [{render_context(ep.context)}]")
     counts = np.bincount([index[d] for d in draws], minlength=len(labels))
-    return compute_chi_square(counts, grouped), counts, labels
+    names = [f"text {label!r}" for label in labels]
+    return compute_chi_square(counts, grouped, names=names), counts, labels
 
 
 def _judge(ep, draws, probs, ignored, what, record_property):

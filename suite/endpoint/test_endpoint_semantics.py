@@ -100,6 +100,7 @@ def test_eos_finishes_with_stop(infer_endpoint):
     """logit_bias makes EOS the only choice: the answer ends at once, finish_reason
     'stop', EOS not shown as text."""
     ep = infer_endpoint
+    ep.require_reference()  # the served model's EOS id is the model's to say
     eos = ep.engine.eos_ids[0]
     for stream in (False, True):
         answer = ep.complete(ep.prompts[1], max_tokens=8, logit_bias={str(eos): 100},

@@ -102,7 +102,8 @@ class Bins:
     n_pooled_tokens: int
 
 
-def compute_bins(counts: IntArray, probs: FloatArray, min_expected: float = 5.0) -> Bins:
+def compute_bins(counts: IntArray, probs: FloatArray, min_expected: float = 5.0,
+                 names: Sequence[str] | None = None) -> Bins:
     """One bin per token whose expected count reaches min_expected; the rest
     pooled into one bin (merged with the smallest kept bin if still too small).
 
@@ -120,7 +121,7 @@ def compute_bins(counts: IntArray, probs: FloatArray, min_expected: float = 5.0)
     pooled = np.setdiff1d(np.arange(probs.size), keep)
     observed = [int(counts[i]) for i in keep]
     exp_list = [float(expected[i]) for i in keep]
-    labels = [f"token {int(i)}" for i in keep]
+    labels = [f"token {int(i)}" if names is None else names[int(i)] for i in keep]
     pool_obs, pool_exp = int(counts[pooled].sum()), float(expected[pooled].sum())
     if pooled.size:
         if pool_exp < min_expected and observed:
@@ -154,12 +155,13 @@ class ChiSquareResult:
                 f"expected {self.bins.expected[i]:.1f}")
 
 
-def compute_chi_square(counts: IntArray, probs: FloatArray,
-                       min_expected: float = 5.0) -> ChiSquareResult:
-    """Pearson goodness of fit of sampled counts to the probabilities."""
+def compute_chi_square(counts: IntArray, probs: FloatArray, min_expected: float = 5.0,
+                       names: Sequence[str] | None = None) -> ChiSquareResult:
+    """Pearson goodness of fit of sampled counts to the probabilities (`names`: what each
+    index is called in messages; default "token i")."""
     from scipy.stats import chisquare
 
-    bins = compute_bins(counts, probs, min_expected)
+    bins = compute_bins(counts, probs, min_expected, names)
     if len(bins.observed) < 2:
         raise ValueError("goodness of fit needs at least 2 bins; draw more samples")
     # Renormalise so both sides sum to n exactly (scipy checks it to 1e-8).

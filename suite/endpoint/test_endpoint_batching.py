@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from infersuite.conformance.compare import ConformanceError
+from infersuite.conformance.compare import ConformanceError, render_context
 from infersuite.conformance.endpoint import check_same_answer
 
 pytestmark = [pytest.mark.endpoint, pytest.mark.conformance,
@@ -19,20 +19,28 @@ def _companions(ep, count):
     return [f"{prompts[i % len(prompts)]} ({i})" for i in range(count)]
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
 @pytest.mark.parametrize("companions", [
     pytest.param(32, id="32-companions"),
     pytest.param(64, id="64-companions", marks=pytest.mark.slow),
 ])
-def test_needle_among_concurrent_requests(infer_endpoint, companions):
+def test_needle_among_concurrent_requests(infer_endpoint, companions, stream):
     ep = infer_endpoint
     needles = ep.prompts[2], ep.prompts[4]
-    solo = {needle: ep.complete(needle, logprobs=3) for needle in needles}
+    solo = {needle: ep.complete(needle, logprobs=3, stream=stream) for needle in needles}
     others = _companions(ep, companions)
     # The needles sit in the middle of the burst, so they run alongside the others.
-    bodies = [ep.body(p, logprobs=3) for p in others[: companions // 2]]
-    bodies += [ep.body(n, logprobs=3) for n in needles]
-    bodies += [ep.body(p, logprobs=3) for p in others[companions // 2:]]
-    answers = ep.run_concurrently(bodies)
+    bodies = [ep.body(p, logprobs=3, stream=stream) for p in others[: companions // 2]]
+    bodies += [ep.body(n, logprobs=3, stream=stream) for n in needles]
+    bodies += [ep.body(p, logprobs=3, stream=stream) for p in others[companions // 2:]]
+    answers = ep.run_concurrently(bodies, keep_errors=True)
+    broken = [(i, a) for i, a in enumerate(answers) if isinstance(a, BaseException)]
+    if broken:
+        index, error = broken[0]
+        raise ConformanceError(
+            f"{len(broken)} of {len(bodies)} concurrent requests (stream={stream}) failed; "
+            f"request {index}: {type(error).__name__}: {str(error)[:300]} "
+            f"[{render_context(ep.context)}]")
     crowd = {needle: answers[companions // 2 + i] for i, needle in enumerate(needles)}
     # Negative control: the comparison itself tells two different prompts apart, so a
     # pass above is not the comparison being blind.
@@ -45,5 +53,6 @@ def test_needle_among_concurrent_requests(infer_endpoint, companions):
                              f"needle's {solo[needles[0]].text!r}; the check cannot fail")
     for needle in needles:
         check_same_answer(crowd[needle], solo[needle], ep.tolerance,
-                          f"needle {needle!r} among {companions} concurrent requests vs alone",
-                          ep.context, labels=("in the crowd", "alone"))
+                          f"needle {needle!r} among {companions} concurrent requests vs alone "
+                          f"(stream={stream})", ep.context,
+                          labels=("in the crowd", "alone"))

@@ -4,7 +4,9 @@
   server (``python -m llama_cpp.server``), started by the suite. Arguments ``quant=F32|F16|
   Q8_0|Q4_0`` (default F32), ``kv=f32|f16`` (the KV cache type, default f32 as for the
   in-process llama.cpp engine; llama.cpp's own default is f16), ``n_ctx=N`` (default the
-  model's context, at most 512), ``threads=N`` (default 2).
+  model's context, at most 512), ``threads=N`` (default 2), ``interrupt=on|off`` (the
+  server's ``interrupt_requests``: on, its default, ends a running stream when another
+  request arrives; see the known findings).
 - ``vllm``: the case's model saved as a Hugging Face directory and served by vLLM's
   OpenAI server, started by the suite from another Python environment (vLLM pins its own
   torch): ``python=PATH`` (default ``$INFERSUITE_VLLM_PYTHON``, else ``.venv-vllm/bin/python``
@@ -159,8 +161,10 @@ def create_llamacpp_server(context: EngineContext) -> Engine:
     from infersuite.engines.llamacpp_engine import KV_TYPES, QUANTS, write_model
     from infersuite.serving.process import LOOPBACK, free_port
 
-    args = _arguments(context.spec, {"quant": "F32", "kv": "f32", "n_ctx": "", "threads": "2"})
-    for key, allowed in (("quant", QUANTS), ("kv", tuple(KV_TYPES))):
+    args = _arguments(context.spec, {"quant": "F32", "kv": "f32", "n_ctx": "", "threads": "2",
+                                     "interrupt": "on"})
+    for key, allowed in (("quant", QUANTS), ("kv", tuple(KV_TYPES)),
+                         ("interrupt", ("on", "off"))):
         if args[key] not in allowed:
             raise EngineError(f"engine {context.spec}: {key}={args[key]!r} (expected one of "
                               f"{', '.join(allowed)})")
@@ -182,7 +186,8 @@ def create_llamacpp_server(context: EngineContext) -> Engine:
                "--model_alias", context.model_name, "--host", LOOPBACK, "--port", str(port),
                "--n_ctx", str(n_ctx), "--n_threads", str(threads),
                "--n_threads_batch", str(threads),
-               "--type_k", str(KV_TYPES[args["kv"]]), "--type_v", str(KV_TYPES[args["kv"]])]
+               "--type_k", str(KV_TYPES[args["kv"]]), "--type_v", str(KV_TYPES[args["kv"]]),
+               "--interrupt_requests", str(args["interrupt"] == "on")]
     server = _start(context, command, port)
     version = metadata.version("llama-cpp-python")
     info = {"server": "llama-cpp-python", "server_version": version,

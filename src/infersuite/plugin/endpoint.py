@@ -124,15 +124,123 @@ class EndpointCase:
         return self.client.create(self.body(prompt, **params))[0]
 
     def run_concurrently(self, bodies: Sequence[Mapping[str, Any]],
-                         max_connections: int = 64) -> list[Any]:
+                         max_connections: int = 64, keep_errors: bool = False) -> list[Any]:
         """Send all requests at once (up to `max_connections` in flight); first choices,
-        in the order of `bodies`."""
+        in the order of `bodies`. With `keep_errors`, a request that failed (an HTTP error,
+        a broken stream) gives its exception in its place instead of raising."""
         async def run() -> list[Any]:
             async with self.client.async_http(max_connections) as http:
-                answers = await asyncio.gather(*(self.client.acreate(http, b) for b in bodies))
-            return [a[0] for a in answers]
+                answers = await asyncio.gather(*(self.client.acreate(http, b) for b in bodies),
+                                               return_exceptions=keep_errors)
+            return [a if isinstance(a, BaseException) else a[0] for a in answers]
 
         return asyncio.run(run())
+
+
+# Per-request targets for goodput (--infer-slo): in the spirit of MLPerf's interactive
+# scenario (TTFT and TPOT targets at p99), scaled to a tiny model on a CPU.
+DEFAULT_SLO = {"ttft_s": 0.2, "tpot_s": 0.05}
+SLO_NAMES = {"ttft_p99": "ttft_s", "tpot_p99": "tpot_s", "e2e_p99": "e2e_s"}
+
+
+def parse_slo(value: str) -> dict[str, float]:
+    """``ttft_p99=0.2,tpot_p99=0.05`` (seconds) -> {"ttft_s": 0.2, "tpot_s": 0.05}."""
+    import argparse
+
+    found = {}
+    for part in filter(None, value.split(",")):
+        key, sep, number = part.partition("=")
+        try:
+            seconds = float(number)
+        except ValueError:
+            seconds = -1.0
+        if not sep or key.strip() not in SLO_NAMES or not seconds > 0:
+            raise argparse.ArgumentTypeError(
+                f"{value!r}: expected NAME=SECONDS[,...] with NAME one of "
+                f"{', '.join(SLO_NAMES)}, e.g. ttft_p99=0.2,tpot_p99=0.05")
+        found[SLO_NAMES[key.strip()]] = seconds
+    return found
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("infersuite").addoption(
+        "--infer-slo", type=parse_slo, default=None, metavar="NAME=S,...",
+        help="per-request latency targets for goodput in load runs (seconds): ttft_p99, "
+             "tpot_p99, e2e_p99 (default ttft_p99=0.2,tpot_p99=0.05)")
+
+
+class LoadTable:
+    """The ``infer_load`` fixture: one row per load level, printed at the end and written
+    to load.json (percentiles with intervals, goodput, the client's own numbers), with
+    the knee over concurrency."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.rows: list[dict[str, Any]] = []
+        self.slo: dict[str, float] = config.getoption("infer_slo") or dict(DEFAULT_SLO)
+
+    def add(self, ep: EndpointCase, label: str, concurrency: int | None, run: Any
+            ) -> dict[str, Any]:
+        from infersuite.stats.percentiles import compute_summary
+
+        metrics = run.metrics()
+        tokens = sum(t.n_tokens for t in run.measured if t.status == "ok")
+        row = {"case": ep.case.id, "server": ep.engine.info.get("server"), "level": label,
+               "concurrency": concurrency,
+               "requested_rate_per_s": run.requested_rate_per_s,
+               "achieved_rate_per_s": run.achieved_rate_per_s,
+               "counts": run.counts(), "wall_s": run.wall_s,
+               "throughput_tok_s": tokens / run.wall_s if run.wall_s > 0 else None,
+               "goodput_req_s": run.goodput(self.slo), "slo": self.slo,
+               "client_cpu_share": run.client_cpu_share, "saturation": run.saturation(),
+               "metrics": {k: compute_summary(v, (50.0, 90.0, 99.0)).to_dict()
+                           for k, v in metrics.items()}}
+        self.rows.append(row)
+        return row
+
+    def knee(self, case: str) -> Any:
+        from infersuite.stats.knee import analyze_sweep
+        from infersuite.stats.sweep import SweepPoint
+
+        points = []
+        for row in self.rows:
+            if row["case"] != case or row["concurrency"] is None:
+                continue
+            e2e = row["metrics"]["e2e_s"]["percentiles"]
+            status = "ok" if not row["saturation"] and row["counts"].get("ok") else "error"
+            points.append(SweepPoint(row["concurrency"], row["throughput_tok_s"],
+                                     e2e["p50"]["value"], e2e["p99"]["value"],
+                                     e2e["p99"]["upper"], status))
+        return analyze_sweep(points, slo=self.slo.get("e2e_s")) if len(points) >= 2 else None
+
+    def render(self) -> str:
+        from tabulate import tabulate
+
+        from infersuite.report.terminal import format_estimate
+
+        def cell(row: dict[str, Any], metric: str, p: str) -> str:
+            summary = row["metrics"].get(metric)
+            return format_estimate(summary["percentiles"][p]) if summary else "–"
+
+        table = [[row["case"], row["level"],
+                  *(cell(row, m, p) for m in ("ttft_s", "itl_s", "tpot_s", "e2e_s")
+                    for p in ("p50", "p99")),
+                  f"{row['throughput_tok_s']:.0f}", f"{row['goodput_req_s']:.1f}",
+                  " ".join(f"{k}={v}" for k, v in row["counts"].items() if v),
+                  "; ".join(row["saturation"]) or "no"] for row in self.rows]
+        headers = ["case", "load", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "TPOT p50",
+                   "TPOT p99", "E2E p50", "E2E p99", "tok/s", "goodput req/s", "requests",
+                   "client saturated"]
+        return tabulate(table, headers)
+
+
+load_key = pytest.StashKey[LoadTable]()
+
+
+@pytest.fixture
+def infer_load(request: pytest.FixtureRequest) -> LoadTable:
+    """Collects load levels for the end-of-run table and load.json."""
+    return request.config.stash[load_key]
 
 
 @pytest.fixture
@@ -146,6 +254,8 @@ def infer_endpoint(infer_case: InferCase, request: pytest.FixtureRequest) -> End
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[answers_key] = {}
+    if not (config.option.help or config.option.markers):
+        config.stash[load_key] = LoadTable(config)
     config.pluginmanager.register(EndpointReport(config), "infersuite-endpoint-report")
 
 
@@ -157,6 +267,8 @@ class EndpointReport:
         self.config = config
         self.checks: list[dict[str, Any]] = []
         self.servers: dict[str, dict[str, str]] = {}  # from the reports (xdist workers too)
+        self.load_written: str | None = None
+        self.load_knees: dict[str, Any] = {}
         self.written: str | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -178,6 +290,20 @@ class EndpointReport:
         from infersuite.baseline.fingerprint import compute_fingerprint
         from infersuite.plugin.options import get_settings, is_xdist_worker
 
+        load = self.config.stash.get(load_key, None)
+        if load is not None and load.rows and not is_xdist_worker(self.config):
+            report_dir = get_settings(self.config).report_dir
+            report_dir.mkdir(parents=True, exist_ok=True)
+            cases = dict.fromkeys(row["case"] for row in load.rows)
+            knees = {case: (k.to_dict() if (k := load.knee(case)) else None) for case in cases}
+            self.load_knees = {c: k for c, k in knees.items() if k}
+            document = {"schema": "infersuite.load/1",
+                        "fingerprint": {**compute_fingerprint(None, self.config.rootpath),
+                                        "servers": self.servers},
+                        "slo": load.slo, "levels": load.rows, "knee_over_concurrency": knees}
+            path = report_dir / "load.json"
+            write_text_atomic(path, json.dumps(document, indent=2) + "\n")
+            self.load_written = str(path)
         if not self.checks or is_xdist_worker(self.config):
             return
         document = {"schema": "infersuite.endpoint/1",
@@ -199,6 +325,21 @@ class EndpointReport:
             terminalreporter.write_line(f"{spec}: {shown}")
         if self.written:
             terminalreporter.write_line(f"endpoint report: {self.written}")
+        load = self.config.stash.get(load_key, None)
+        if load is not None and load.rows:
+            slo = ", ".join(f"{k} <= {v * 1e3:g} ms" for k, v in load.slo.items())
+            terminalreporter.section("infersuite endpoint load")
+            terminalreporter.write_line(f"(ms; [95% order-statistic interval]; ? = bound needs "
+                                        f"more samples; * = too few samples; goodput: "
+                                        f"requests/s meeting {slo})")
+            terminalreporter.write_line(load.render())
+            for case, knee in self.load_knees.items():
+                slo_knee = knee["slo_knee"]["batch_size"]
+                power = knee["power_knee"]["batch_size"]
+                terminalreporter.write_line(f"{case}: knee over concurrency: power knee "
+                                            f"{power}, SLO knee {slo_knee}")
+            if self.load_written:
+                terminalreporter.write_line(f"load report: {self.load_written}")
 
 
 @pytest.hookimpl(wrapper=True)

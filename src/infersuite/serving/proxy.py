@@ -39,6 +39,13 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256  # a burst of concurrent requests must not be refused
     daemon_threads = True
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client closing its connection is not an error worth a traceback."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
 
 class FaultProxy:
     """``FaultProxy(upstream, fault).start()``; ``url`` is where clients connect."""

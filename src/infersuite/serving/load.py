@@ -1,0 +1,296 @@
+"""Load on a server: arrival schedules, streamed requests timed chunk by chunk, and what a
+load run can say about the client itself.
+
+Timing of one streamed request (docs/metrics.md has the definitions): the clock starts when
+the request is handed to the HTTP client; TTFT ends at the first chunk that carries text;
+each later chunk adds its gap to ITL once per token it carries (a chunk of k tokens after
+a gap g gives k samples of g / k), so a server that batches tokens into chunks is not
+credited with a k-times shorter ITL; E2E ends at the last event; TPOT = (E2E - TTFT) /
+(tokens - 1). Tokens per chunk come from the chunk's logprobs (requests ask for
+``logprobs=1``); the total is cross-checked against ``usage.completion_tokens``. A request
+that fails, times out or ends without tokens is counted with its reason, never dropped.
+
+The client measures itself: the achieved arrival rate against the requested one, its
+process's CPU time over the run's wall time, and the event loop's lag (how late a 1 ms
+ticker wakes). A run where the client was the bottleneck is flagged (``saturated``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+ARRIVALS = ("constant", "poisson", "gamma")
+LAG_TICK_S = 0.001
+# The client is called saturated when its event loop wakes more than this late at p99,
+# or when it fell more than this fraction behind the requested arrival rate.
+MAX_LOOP_LAG_S = 0.005
+MAX_RATE_SHORTFALL = 0.05
+
+
+def compute_arrival_times(pattern: str, rate_per_s: float, n: int, seed: int,
+                          burstiness: float = 1.0) -> list[float]:
+    """Send times (s from the start) of `n` requests at `rate_per_s` on average.
+
+    constant: evenly spaced; poisson: exponential gaps; gamma: gamma gaps of shape
+    1 / burstiness (burstiness 1 is Poisson, above 1 burstier, below 1 more regular), the
+    parametrization vLLM's benchmark uses."""
+    from infersuite.measure.arrivals import compute_poisson_arrivals
+
+    if pattern not in ARRIVALS:
+        raise ValueError(f"arrivals {pattern!r}: expected one of {', '.join(ARRIVALS)}")
+    if not rate_per_s > 0 or not burstiness > 0:
+        raise ValueError(f"rate {rate_per_s!r} and burstiness {burstiness!r} must be > 0")
+    if pattern == "constant":
+        return [(i + 1) / rate_per_s for i in range(n)]
+    if pattern == "poisson":
+        return compute_poisson_arrivals(rate_per_s, n, seed)
+    shape = 1.0 / burstiness
+    rng, t, times = random.Random(seed), 0.0, []
+    for _ in range(n):
+        t += rng.gammavariate(shape, 1.0 / (rate_per_s * shape))
+        times.append(t)
+    return times
+
+
+@dataclass
+class StreamTiming:
+    """One streamed request: when it was sent, when each text chunk came and how many
+    tokens it carried, when it ended, and how it ended."""
+
+    index: int
+    sent_s: float
+    chunk_s: list[float] = field(default_factory=list)
+    chunk_tokens: list[int] = field(default_factory=list)
+    end_s: float | None = None
+    usage_tokens: int | None = None
+    status: str = "ok"  # ok | error | timeout | empty
+    error: str | None = None
+    text: str = ""
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(self.chunk_tokens)
+
+    @property
+    def ttft_s(self) -> float | None:
+        return self.chunk_s[0] - self.sent_s if self.chunk_s else None
+
+    @property
+    def e2e_s(self) -> float | None:
+        return None if self.end_s is None else self.end_s - self.sent_s
+
+    @property
+    def itl_s(self) -> list[float]:
+        gaps = []
+        for before, after, tokens in zip(self.chunk_s, self.chunk_s[1:], self.chunk_tokens[1:],
+                                         strict=False):
+            gaps += [(after - before) / tokens] * tokens
+        return gaps
+
+    @property
+    def tpot_s(self) -> float | None:
+        if self.n_tokens < 2 or self.ttft_s is None or self.e2e_s is None:
+            return None
+        return (self.e2e_s - self.ttft_s) / (self.n_tokens - 1)
+
+    @property
+    def usage_mismatch(self) -> bool:
+        return self.usage_tokens is not None and self.usage_tokens != self.n_tokens
+
+
+@dataclass
+class LoadRun:
+    """A load run's requests and what the client saw of itself."""
+
+    timings: list[StreamTiming]
+    wall_s: float
+    requested_rate_per_s: float | None
+    concurrency: int | None
+    client_cpu_s: float
+    loop_lag_s: list[float]
+    warmup: int = 0
+
+    @property
+    def measured(self) -> list[StreamTiming]:
+        return self.timings[self.warmup:]
+
+    @property
+    def achieved_rate_per_s(self) -> float | None:
+        sent = [t.sent_s for t in self.measured]
+        if len(sent) < 2 or sent[-1] <= sent[0]:
+            return None
+        return (len(sent) - 1) / (sent[-1] - sent[0])
+
+    @property
+    def client_cpu_share(self) -> float:
+        return self.client_cpu_s / self.wall_s if self.wall_s > 0 else 0.0
+
+    def counts(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for t in self.measured:
+            found[t.status] = found.get(t.status, 0) + 1
+        found["usage_mismatch"] = sum(t.usage_mismatch for t in self.measured)
+        return found
+
+    def saturation(self) -> list[str]:
+        """Why the client, not the server, may have set the pace (empty: it did not)."""
+        from infersuite.stats.percentiles import compute_percentile
+
+        reasons = []
+        lag = compute_percentile(self.loop_lag_s, 99.0) if self.loop_lag_s else None
+        if lag is not None and lag > MAX_LOOP_LAG_S:
+            reasons.append(f"event-loop lag p99 {lag * 1e3:.1f} ms > "
+                           f"{MAX_LOOP_LAG_S * 1e3:g} ms")
+        achieved = self.achieved_rate_per_s
+        if self.requested_rate_per_s and achieved is not None \
+                and achieved < (1 - MAX_RATE_SHORTFALL) * self.requested_rate_per_s:
+            reasons.append(f"sent {achieved:.2f} req/s of the {self.requested_rate_per_s:g} "
+                           "requested")
+        return reasons
+
+    def metrics(self) -> dict[str, list[float]]:
+        """Raw samples (seconds) of the completed requests, the shape PerfRecord takes."""
+        done = [t for t in self.measured if t.status == "ok"]
+        return {"ttft_s": [t.ttft_s for t in done if t.ttft_s is not None],
+                "itl_s": [gap for t in done for gap in t.itl_s],
+                "tpot_s": [t.tpot_s for t in done if t.tpot_s is not None],
+                "e2e_s": [t.e2e_s for t in done if t.e2e_s is not None]}
+
+    def goodput(self, slo: Mapping[str, float]) -> float:
+        """Requests per second that completed and met every per-request target in `slo`
+        (``ttft_s``, ``tpot_s``, ``e2e_s``), over the run's wall time."""
+        good = 0
+        for t in self.measured:
+            if t.status != "ok":
+                continue
+            values = {"ttft_s": t.ttft_s, "tpot_s": t.tpot_s, "e2e_s": t.e2e_s}
+            if all(values[k] is not None and values[k] <= v  # type: ignore[operator]
+                   for k, v in slo.items()):
+                good += 1
+        return good / self.wall_s if self.wall_s > 0 else 0.0
+
+
+def _chunk_tokens(event: Mapping[str, Any]) -> tuple[str, int]:
+    text, tokens = "", 0
+    for choice in event.get("choices") or []:
+        text += choice.get("text") or (choice.get("delta") or {}).get("content") or ""
+        logprobs = choice.get("logprobs") or {}
+        if "tokens" in logprobs:
+            tokens += len(logprobs.get("tokens") or [])
+        elif "content" in logprobs:
+            tokens += len(logprobs.get("content") or [])
+    return text, tokens
+
+
+async def _one(http: httpx.AsyncClient, path: str, body: Mapping[str, Any],
+               timing: StreamTiming, clock: Any) -> None:
+    try:
+        async with http.stream("POST", path, json=dict(body)) as response:
+            if response.status_code != 200:
+                await response.aread()
+                timing.status, timing.error = "error", \
+                    f"HTTP {response.status_code}: {response.text[:200]}"
+                timing.end_s = clock()
+                return
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == "[DONE]":
+                    break
+                now = clock()
+                event = json.loads(payload)
+                if event.get("usage"):
+                    timing.usage_tokens = event["usage"].get("completion_tokens")
+                text, tokens = _chunk_tokens(event)
+                if tokens or text:
+                    timing.chunk_s.append(now)
+                    timing.chunk_tokens.append(max(tokens, 1))
+                    timing.text += text
+        timing.end_s = clock()
+        if not timing.chunk_s:
+            timing.status, timing.error = "empty", "the stream carried no tokens"
+    except httpx.TimeoutException as exc:
+        timing.status, timing.error, timing.end_s = "timeout", str(exc) or "timeout", clock()
+    except (httpx.HTTPError, ValueError) as exc:
+        timing.status, timing.error = "error", f"{type(exc).__name__}: {exc}"
+        timing.end_s = clock()
+
+
+async def _lag_ticker(lags: list[float], stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        before = loop.time()
+        await asyncio.sleep(LAG_TICK_S)
+        lags.append(max(0.0, loop.time() - before - LAG_TICK_S))
+
+
+async def run_load(client: Any, bodies: Sequence[Mapping[str, Any]], *,
+                   arrivals: Sequence[float] | None = None, concurrency: int | None = None,
+                   max_duration_s: float = 60.0, warmup: int = 0,
+                   requested_rate_per_s: float | None = None) -> LoadRun:
+    """Send `bodies` (streamed completions requests) on an arrival schedule (`arrivals`,
+    s from the start) or `concurrency` at a time; stop sending after `max_duration_s`
+    (the requests not sent are counted as "not-sent"). The first `warmup` requests are
+    kept out of the statistics."""
+    if (arrivals is None) == (concurrency is None):
+        raise ValueError("give either arrivals (a schedule) or concurrency")
+    clock = time.perf_counter
+    path = "/v1/chat/completions" if bodies and "messages" in bodies[0] else "/v1/completions"
+    timings: list[StreamTiming] = []
+    lags: list[float] = []
+    stop = asyncio.Event()
+    limit = concurrency or len(bodies) or 1
+    queue = list(enumerate(bodies)) if arrivals is None else []
+    cpu0, start = time.process_time(), clock()
+    async with client.async_http(max_connections=min(limit, 256)) as http:
+        ticker = asyncio.create_task(_lag_ticker(lags, stop))
+        tasks = []
+        if arrivals is not None:
+            for index, (body, at) in enumerate(zip(bodies, arrivals, strict=True)):
+                delay = start + at - clock()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                if clock() - start > max_duration_s:
+                    timings += [StreamTiming(i, clock(), status="not-sent",
+                                             error=f"after the {max_duration_s:g} s budget")
+                                for i in range(index, len(bodies))]
+                    break
+                timing = StreamTiming(index, clock())
+                timings.append(timing)
+                tasks.append(asyncio.create_task(_one(http, path, body, timing, clock)))
+        else:
+            async def worker() -> None:
+                while queue and clock() - start <= max_duration_s:
+                    index, body = queue.pop(0)
+                    timing = StreamTiming(index, clock())
+                    timings.append(timing)
+                    await _one(http, path, body, timing, clock)
+
+            tasks = [asyncio.create_task(worker()) for _ in range(limit)]
+        await asyncio.gather(*tasks)
+        stop.set()
+        await ticker
+    timings += [StreamTiming(i, clock(), status="not-sent",
+                             error=f"after the {max_duration_s:g} s budget")
+                for i, _ in queue]
+    timings.sort(key=lambda t: t.index)
+    return LoadRun(timings, clock() - start, requested_rate_per_s, concurrency,
+                   time.process_time() - cpu0, lags, warmup)
+
+
+def build_stream_bodies(client: Any, prompts: Sequence[str], n: int, max_tokens: int,
+                        **params: Any) -> list[dict[str, Any]]:
+    """`n` streamed requests cycling over `prompts`, asking for logprobs (tokens per chunk)
+    and usage; temperature 0 unless `params` say else."""
+    return [client.request_body(prompts[i % len(prompts)], max_tokens=max_tokens, stream=True,
+                                logprobs=1, stream_options={"include_usage": True},
+                                **{"temperature": 0.0, **params}) for i in range(n)]

@@ -297,23 +297,25 @@ class EndpointReport:
             cases = dict.fromkeys(row["case"] for row in load.rows)
             knees = {case: (k.to_dict() if (k := load.knee(case)) else None) for case in cases}
             self.load_knees = {c: k for c, k in knees.items() if k}
-            document = {"schema": "infersuite.load/1",
-                        "fingerprint": {**compute_fingerprint(None, self.config.rootpath),
-                                        "servers": self.servers},
-                        "slo": load.slo, "levels": load.rows, "knee_over_concurrency": knees}
+            document: dict[str, Any] = {
+                "schema": "infersuite.load/1",
+                "fingerprint": {**compute_fingerprint(None, self.config.rootpath),
+                                "servers": self.servers},
+                "slo": load.slo, "levels": load.rows, "knee_over_concurrency": knees}
             path = report_dir / "load.json"
             write_text_atomic(path, json.dumps(document, indent=2) + "\n")
             self.load_written = str(path)
         if not self.checks or is_xdist_worker(self.config):
             return
-        document = {"schema": "infersuite.endpoint/1",
-                    "fingerprint": {**compute_fingerprint(None, self.config.rootpath),
-                                    "servers": self.servers},
-                    "checks": self.checks}
+        checks: dict[str, Any] = {
+            "schema": "infersuite.endpoint/1",
+            "fingerprint": {**compute_fingerprint(None, self.config.rootpath),
+                            "servers": self.servers},
+            "checks": self.checks}
         report_dir = get_settings(self.config).report_dir
         report_dir.mkdir(parents=True, exist_ok=True)
         path = report_dir / "endpoint.json"
-        write_text_atomic(path, json.dumps(document, indent=2) + "\n")
+        write_text_atomic(path, json.dumps(checks, indent=2) + "\n")
         self.written = str(path)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

@@ -11,7 +11,8 @@
   OpenAI server, started by the suite from another Python environment (vLLM pins its own
   torch): ``python=PATH`` (default ``$INFERSUITE_VLLM_PYTHON``, else ``.venv-vllm/bin/python``
   as ``make test-vllm`` builds it), ``dtype=float32|bfloat16`` (default float32),
-  ``max_model_len=N`` (default the model's context, at most 512).
+  ``max_model_len=N`` (default the model's context, at most 512), ``threads_bind=CORES``
+  (its OpenMP threads' cores, default all: ``0-N``).
 - ``openai``: a server the user runs (``--infer-endpoint URL``) or has the suite start
   (``--infer-server-cmd``); ``precision=float32|float16|bfloat16|F16|Q8_0|Q4_0`` says what
   the server computes in, for the agreement bound (default float32).
@@ -55,6 +56,8 @@ VLLM_DEFAULT_PYTHON = Path(".venv-vllm/bin/python")
 # the host's memory is free), OpenMP threads bound to every core (its default reserves one).
 VLLM_CPU_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1",
                 "VLLM_CPU_OMP_THREADS_BIND": f"0-{max((os.cpu_count() or 1) - 1, 0)}"}
+# vLLM's CPU worker spins its OpenMP threads: on a small host they can starve the load
+# client. threads_bind= picks its cores (VLLM_CPU_OMP_THREADS_BIND, e.g. "1").
 # A plain chat template for tokenizers without one (vLLM refuses chat requests then).
 CHAT_TEMPLATE = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                  "{% if add_generation_prompt %}assistant: {% endif %}")
@@ -224,7 +227,8 @@ def package_version(python: Path, package: str) -> str | None:
 def create_vllm(context: EngineContext) -> Engine:
     from infersuite.serving.process import LOOPBACK, free_port
 
-    args = _arguments(context.spec, {"python": "", "dtype": "float32", "max_model_len": ""})
+    args = _arguments(context.spec, {"python": "", "dtype": "float32", "max_model_len": "",
+                                     "threads_bind": VLLM_CPU_ENV["VLLM_CPU_OMP_THREADS_BIND"]})
     if args["dtype"] not in ("float32", "bfloat16"):
         raise EngineError(f"engine {context.spec}: dtype={args['dtype']!r} (expected float32 "
                           "or bfloat16, the dtypes of vLLM's CPU backend)")
@@ -253,11 +257,12 @@ def create_vllm(context: EngineContext) -> Engine:
         template = context.workdir / "chat-template.jinja"
         template.write_text(CHAT_TEMPLATE)
         command += ["--chat-template", str(template)]
-    server = _start(context, command, port, env=VLLM_CPU_ENV, timeout_s=300.0)
+    env = {**VLLM_CPU_ENV, "VLLM_CPU_OMP_THREADS_BIND": args["threads_bind"]}
+    server = _start(context, command, port, env=env, timeout_s=300.0)
     version = package_version(python, "vllm-cpu") or package_version(python, "vllm") or "?"
     info = {"server": "vllm", "server_version": version,
             "command": shlex.join(command),
-            "env": " ".join(f"{k}={v}" for k, v in VLLM_CPU_ENV.items()),
+            "env": " ".join(f"{k}={v}" for k, v in env.items()),
             "url": server.base_url, "startup_s": f"{server.startup_s:.2f}"}
     return OpenAIEngine(context.spec, _client(context, server.base_url, server), server, info,
                         **_model_facts(model), tokenizer=context.tokenizer,

@@ -178,6 +178,25 @@ class LoadTable:
         self.config = config
         self.rows: list[dict[str, Any]] = []
         self.slo: dict[str, float] = config.getoption("infer_slo") or dict(DEFAULT_SLO)
+        self.rate_sweeps: dict[str, dict[str, Any]] = {}
+
+    def progress(self, text: str) -> None:
+        """A progress line on the terminal while a sweep runs (output capture or not)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            return
+        if capture is None:
+            reporter.write_line(f"infersuite load: {text}")
+            return
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(f"infersuite load: {text}")
+
+    def add_rate_sweep(self, case: str, rows: list[dict[str, Any]], best: float | None,
+                       trail: list[tuple[float, bool]], note: str) -> None:
+        self.rate_sweeps[case] = {"levels": rows, "max_rate_meeting_slo": best,
+                                  "bisection": [{"rate_per_s": r, "meets_slo": ok}
+                                                for r, ok in trail], "note": note}
 
     def add(self, ep: EndpointCase, label: str, concurrency: int | None, run: Any
             ) -> dict[str, Any]:
@@ -191,6 +210,7 @@ class LoadTable:
                "achieved_rate_per_s": run.achieved_rate_per_s,
                "counts": run.counts(), "wall_s": run.wall_s,
                "throughput_tok_s": tokens / run.wall_s if run.wall_s > 0 else None,
+               "output_tokens": sorted(t.n_tokens for t in run.measured if t.status == "ok"),
                "goodput_req_s": run.goodput(self.slo), "slo": self.slo,
                "client_cpu_share": run.client_cpu_share, "saturation": run.saturation(),
                "metrics": {k: compute_summary(v, (50.0, 90.0, 99.0)).to_dict()
@@ -268,6 +288,7 @@ class EndpointReport:
         self.checks: list[dict[str, Any]] = []
         self.servers: dict[str, dict[str, str]] = {}  # from the reports (xdist workers too)
         self.load_written: str | None = None
+        self.load_plots: list[str] = []
         self.load_knees: dict[str, Any] = {}
         self.written: str | None = None
 
@@ -301,10 +322,16 @@ class EndpointReport:
                 "schema": "infersuite.load/1",
                 "fingerprint": {**compute_fingerprint(None, self.config.rootpath),
                                 "servers": self.servers},
-                "slo": load.slo, "levels": load.rows, "knee_over_concurrency": knees}
+                "slo": load.slo, "levels": load.rows, "knee_over_concurrency": knees,
+                "rate_sweeps": load.rate_sweeps}
             path = report_dir / "load.json"
             write_text_atomic(path, json.dumps(document, indent=2) + "\n")
             self.load_written = str(path)
+            if load.rate_sweeps:
+                from infersuite.report.load_plots import render_load_plots
+
+                plots, note = render_load_plots(document, report_dir)
+                self.load_plots = [str(p) for p in plots] or [note]
         if not self.checks or is_xdist_worker(self.config):
             return
         checks: dict[str, Any] = {
@@ -340,8 +367,15 @@ class EndpointReport:
                 power = knee["power_knee"]["batch_size"]
                 terminalreporter.write_line(f"{case}: knee over concurrency: power knee "
                                             f"{power}, SLO knee {slo_knee}")
+            for case, sweep in load.rate_sweeps.items():
+                best = sweep["max_rate_meeting_slo"]
+                terminalreporter.write_line(
+                    f"{case}: highest request rate meeting the SLO at p99 (95% upper bounds): "
+                    + (f"{best:.2f}/s" if best is not None else "none") + f" ({sweep['note']})")
             if self.load_written:
                 terminalreporter.write_line(f"load report: {self.load_written}")
+            for path in self.load_plots:
+                terminalreporter.write_line(f"load plot: {path}")
 
 
 @pytest.hookimpl(wrapper=True)

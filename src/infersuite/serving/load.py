@@ -294,3 +294,37 @@ def build_stream_bodies(client: Any, prompts: Sequence[str], n: int, max_tokens:
     return [client.request_body(prompts[i % len(prompts)], max_tokens=max_tokens, stream=True,
                                 logprobs=1, stream_options={"include_usage": True},
                                 **{"temperature": 0.0, **params}) for i in range(n)]
+
+
+def meets_slo(summaries: Mapping[str, Mapping[str, Any]], slo: Mapping[str, float]
+              ) -> tuple[bool, str]:
+    """Whether every target in `slo` holds at p99 with 95% confidence: the upper bound of
+    the metric's p99 interval is within the target. A p99 without an upper bound (too few
+    requests) does not prove it. Returns (verdict, why)."""
+    reasons = []
+    for metric, target in slo.items():
+        p99 = ((summaries.get(metric) or {}).get("percentiles") or {}).get("p99") or {}
+        upper = p99.get("upper")
+        if upper is None:
+            reasons.append(f"{metric} p99 has no upper bound ({p99.get('n', 0)} samples)")
+        elif upper > target:
+            reasons.append(f"{metric} p99 upper bound {upper * 1e3:.1f} ms > "
+                           f"{target * 1e3:g} ms")
+    return not reasons, "; ".join(reasons) or "every p99 upper bound within its target"
+
+
+def bisect_max_rate(meets_at: Any, passing: float, failing: float, steps: int
+                    ) -> tuple[float, list[tuple[float, bool]]]:
+    """The highest rate known to meet the SLO after `steps` bisections between a rate that
+    meets it and a higher one that does not (`meets_at(rate) -> bool` runs a load level).
+    Returns (that rate, the bisection's (rate, verdict) trail)."""
+    trail = []
+    for _ in range(steps):
+        middle = (passing + failing) / 2
+        verdict = bool(meets_at(middle))
+        trail.append((middle, verdict))
+        if verdict:
+            passing = middle
+        else:
+            failing = middle
+    return passing, trail

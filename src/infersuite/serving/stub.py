@@ -1,6 +1,6 @@
 """A stub OpenAI-compatible server with known timing, to test the load harness itself.
 
-It streams completions whose time to first token and gaps between chunks are drawn from
+Every prompt gets the same answer (tokens "t0", "t1", ...). It streams completions whose time to first token and gaps between chunks are drawn from
 uniform distributions the test chooses (so their percentiles are known exactly), with a
 chosen number of tokens per chunk. The measured percentiles must come out within a stated
 error of the configured ones (tests/endpoint/test_load.py).
@@ -120,6 +120,14 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(data)
                 return
             n = int(request.get("max_tokens") or 16)
+            if not request.get("stream"):
+                time.sleep(stub.draw(stub.timing.ttft_s))
+                text = "".join(f"t{i}" for i in range(n))
+                self._json({"choices": [{"index": 0, "text": text, "finish_reason": "length",
+                                         "logprobs": None}],
+                            "usage": {"prompt_tokens": 1, "completion_tokens": n,
+                                      "total_tokens": n + 1}})
+                return
             per = stub.timing.tokens_per_chunk
             self.send_response(200)
             self.send_header("content-type", "text/event-stream")

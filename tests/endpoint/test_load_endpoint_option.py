@@ -1,0 +1,26 @@
+"""The load modules against a server the user runs (--infer-endpoint), here the stub: the
+same table, the same records."""
+
+from __future__ import annotations
+
+import pytest
+
+from infersuite.serving.stub import StubServer, StubTiming
+
+pytestmark = pytest.mark.endpoint
+
+
+def test_load_levels_against_a_running_server(pytester, copy_suite_module):
+    stub = StubServer(StubTiming(ttft_s=0.004, itl_s=0.001)).start()
+    try:
+        copy_suite_module("perf/test_endpoint_load.py")
+        result = pytester.runpytest("-p", "no:cacheprovider", "--infer-endpoint", stub.url,
+                                    "--infer-report-dir", "rep", "-k", "c1 or c2")
+        result.assert_outcomes(passed=2)
+        result.stdout.fnmatch_lines(["*infersuite endpoint load*",
+                                     "*-openai*concurrency 1*ok=48*",
+                                     "*-openai*concurrency 2*ok=48*",
+                                     "load report: *load.json"])
+        assert (pytester.path / "rep" / "load.json").is_file()
+    finally:
+        stub.stop()

@@ -112,6 +112,10 @@ def test_cuda_device_without_cuda_is_a_usage_error(pytester):
     (["--infer-endpoint", "localhost:8000"], "*--infer-endpoint*expected the server's base "
                                              "URL, e.g. http://127.0.0.1:8000*"),
     (["--infer-server-cmd", "python -m server"], "*--infer-server-cmd*must contain {port}*"),
+    (["--infer-slo", "ttft=1"], "*--infer-slo*expected NAME=SECONDS*ttft_p99, tpot_p99, "
+                                "e2e_p99*"),
+    (["--infer-arrivals", "gamma:0"], "*--infer-arrivals*expected poisson, constant or "
+                                      "gamma:BURSTINESS*"),
     (["--infer-engine", "hf:attention"], "*--infer-engine*engine argument 'attention' is not "
                                          "key=value*"),
     (["--infer-rounds", "0"], "*--infer-rounds: '0': need at least 1*"),

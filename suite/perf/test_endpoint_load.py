@@ -11,7 +11,8 @@ import asyncio
 import pytest
 
 from infersuite.conformance.compare import ConformanceError, render_context
-from infersuite.serving.load import build_stream_bodies, run_load
+from infersuite.serving.load import accepts_ignore_eos, build_stream_bodies, run_load
+from infersuite.serving.server_metrics import compute_phase_means, scrape_phases
 
 pytestmark = [pytest.mark.perf, pytest.mark.endpoint, pytest.mark.infer_cases(serving=True)]
 CONCURRENCY = (1, 2, 4, 8)
@@ -26,10 +27,14 @@ BUDGET_S = 60.0
 def test_endpoint_load(infer_endpoint, infer_perf, infer_load, concurrency):
     ep = infer_endpoint
     prompts = ep.prompts
-    solo = {p: ep.complete(p, max_tokens=MAX_TOKENS).text for p in prompts}
-    bodies = build_stream_bodies(ep.client, prompts, REQUESTS + WARMUP, MAX_TOKENS)
+    fixed = accepts_ignore_eos(ep.client, prompts[0])
+    extra = {"ignore_eos": True} if fixed else {}
+    solo = {p: ep.complete(p, max_tokens=MAX_TOKENS, **extra).text for p in prompts}
+    bodies = build_stream_bodies(ep.client, prompts, REQUESTS + WARMUP, MAX_TOKENS, **extra)
+    before = scrape_phases(ep.client)
     run = asyncio.run(run_load(ep.client, bodies, concurrency=concurrency, warmup=WARMUP,
                                max_duration_s=BUDGET_S))
+    phases = compute_phase_means(before, scrape_phases(ep.client))
     wrong = [(t.index, prompts[t.index % len(prompts)], t.text)
              for t in run.measured[::CHECK_EVERY] if t.status == "ok"
              and t.text != solo[prompts[t.index % len(prompts)]]]
@@ -39,7 +44,7 @@ def test_endpoint_load(infer_endpoint, infer_perf, infer_load, concurrency):
             f"under load (concurrency {concurrency}) {len(wrong)} sampled answers differ from "
             f"the solo ones; request {index} ({prompt!r}): {text!r} vs alone "
             f"{solo[prompt]!r} [{render_context(ep.context)}]")
-    row = infer_load.add(ep, f"concurrency {concurrency}", concurrency, run)
+    row = infer_load.add(ep, f"concurrency {concurrency}", concurrency, run, phases, fixed)
     infer_perf.record(run.metrics(), primary="itl_s", group="endpoint load",
                       extra={"concurrency": concurrency, "server": ep.engine.info.get("server"),
                              "goodput_req_s": row["goodput_req_s"],

@@ -1,8 +1,9 @@
-"""A served model over request rate: Poisson arrivals at fractions and multiples of its
-single-stream capacity, enough requests per rate for a p99 interval, goodput under the SLO
-at each, and a bisection for the highest rate whose p99 upper bounds meet every target.
-Answers are checked at every rate (a sample against the solo answers). Writes the rate
-plots and load.json; the lowest rate is the benchmark record the gate compares."""
+"""A served model over request rate: arrivals (Poisson by default, --infer-arrivals) at
+fractions and multiples of its single-stream capacity, enough requests per rate for a p99
+interval, goodput under the SLO at each, and a bisection for the highest rate whose p99
+upper bounds meet every target. Answers are checked at every rate (a sample against the
+solo answers). Writes the rate plots and load.json; the lowest rate is the benchmark
+record the gate compares."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import pytest
 
 from infersuite.conformance.compare import ConformanceError, render_context
 from infersuite.serving.load import (
+    accepts_ignore_eos,
     bisect_max_rate,
     build_stream_bodies,
     compute_arrival_times,
     meets_slo,
     run_load,
 )
+from infersuite.serving.server_metrics import compute_phase_means, scrape_phases
 from infersuite.stats.percentiles import min_samples_for_percentile
 
 pytestmark = [pytest.mark.perf, pytest.mark.endpoint, pytest.mark.slow,
@@ -36,9 +39,11 @@ SEED = 7
 def test_endpoint_rate_sweep(infer_endpoint, infer_perf, infer_load):
     ep = infer_endpoint
     prompts = ep.prompts
-    solo = {p: ep.complete(p, max_tokens=MAX_TOKENS).text for p in prompts}
+    fixed = accepts_ignore_eos(ep.client, prompts[0])
+    extra = {"ignore_eos": True} if fixed else {}
+    solo = {p: ep.complete(p, max_tokens=MAX_TOKENS, **extra).text for p in prompts}
     probe = asyncio.run(run_load(ep.client, build_stream_bodies(ep.client, prompts, 20,
-                                                                MAX_TOKENS),
+                                                                MAX_TOKENS, **extra),
                                  concurrency=1, warmup=4))
     capacity = 1.0 / statistics.median(probe.metrics()["e2e_s"])
     infer_load.progress(f"{ep.case.id}: single-stream capacity {capacity:.1f} requests/s; "
@@ -46,10 +51,14 @@ def test_endpoint_rate_sweep(infer_endpoint, infer_perf, infer_load):
     rows, verdicts = [], {}
 
     def level(rate):
-        arrivals = compute_arrival_times("poisson", rate, REQUESTS + WARMUP, SEED)
-        bodies = build_stream_bodies(ep.client, prompts, REQUESTS + WARMUP, MAX_TOKENS)
+        pattern, burstiness = infer_load.arrivals
+        arrivals = compute_arrival_times(pattern, rate, REQUESTS + WARMUP, SEED, burstiness)
+        bodies = build_stream_bodies(ep.client, prompts, REQUESTS + WARMUP, MAX_TOKENS,
+                                     **extra)
+        before = scrape_phases(ep.client)
         run = asyncio.run(run_load(ep.client, bodies, arrivals=arrivals, warmup=WARMUP,
                                    requested_rate_per_s=rate, max_duration_s=BUDGET_S))
+        phases = compute_phase_means(before, scrape_phases(ep.client))
         wrong = [t for t in run.measured[::CHECK_EVERY]
                  if t.status == "ok" and t.text != solo[prompts[t.index % len(prompts)]]]
         if wrong:
@@ -59,7 +68,7 @@ def test_endpoint_rate_sweep(infer_endpoint, infer_perf, infer_load):
                 f"at {rate:.2f} requests/s {len(wrong)} sampled answers differ from the solo "
                 f"ones; request {first.index} ({prompt!r}): {first.text!r} vs alone "
                 f"{solo[prompt]!r} [{render_context(ep.context)}]")
-        row = infer_load.add(ep, f"rate {rate:.2f}/s", None, run)
+        row = infer_load.add(ep, f"rate {rate:.2f}/s", None, run, phases, fixed)
         rows.append((row, run))
         ok, why = meets_slo(row["metrics"], infer_load.slo)
         failed = {k: v for k, v in row["counts"].items() if k not in ("ok", "usage_mismatch")

@@ -162,11 +162,34 @@ def parse_slo(value: str) -> dict[str, float]:
     return found
 
 
+def parse_arrivals(value: str) -> tuple[str, float]:
+    """``poisson``, ``constant`` or ``gamma:B`` (B the burstiness) -> (pattern, burstiness)."""
+    import argparse
+
+    pattern, _, burst = value.partition(":")
+    try:
+        burstiness = float(burst) if burst else 1.0
+    except ValueError:
+        burstiness = -1.0
+    if pattern not in ("poisson", "constant", "gamma") or not burstiness > 0 \
+            or (burst and pattern != "gamma"):
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected poisson, constant or gamma:BURSTINESS (> 0; 1 is Poisson, "
+            "above 1 burstier), e.g. gamma:4")
+    return pattern, burstiness
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.getgroup("infersuite").addoption(
+    group = parser.getgroup("infersuite")
+    group.addoption(
         "--infer-slo", type=parse_slo, default=None, metavar="NAME=S,...",
         help="per-request latency targets for goodput in load runs (seconds): ttft_p99, "
              "tpot_p99, e2e_p99 (default ttft_p99=0.2,tpot_p99=0.05)")
+    group.addoption(
+        "--infer-arrivals", type=parse_arrivals, default=("poisson", 1.0),
+        metavar="poisson|constant|gamma:B",
+        help="arrival process of the rate sweep (default poisson; gamma:B with burstiness "
+             "B, 1 = Poisson)")
 
 
 class LoadTable:
@@ -178,6 +201,7 @@ class LoadTable:
         self.config = config
         self.rows: list[dict[str, Any]] = []
         self.slo: dict[str, float] = config.getoption("infer_slo") or dict(DEFAULT_SLO)
+        self.arrivals: tuple[str, float] = config.getoption("infer_arrivals")
         self.rate_sweeps: dict[str, dict[str, Any]] = {}
 
     def progress(self, text: str) -> None:
@@ -198,8 +222,11 @@ class LoadTable:
                                   "bisection": [{"rate_per_s": r, "meets_slo": ok}
                                                 for r, ok in trail], "note": note}
 
-    def add(self, ep: EndpointCase, label: str, concurrency: int | None, run: Any
+    def add(self, ep: EndpointCase, label: str, concurrency: int | None, run: Any,
+            phases: Mapping[str, float] | None = None, fixed_length: bool = False
             ) -> dict[str, Any]:
+        """One load level; `phases`: the server's own mean queue/prefill/decode seconds
+        (from /metrics), `fixed_length`: whether requests asked for ignore_eos."""
         from infersuite.stats.percentiles import compute_summary
 
         metrics = run.metrics()
@@ -211,6 +238,7 @@ class LoadTable:
                "counts": run.counts(), "wall_s": run.wall_s,
                "throughput_tok_s": tokens / run.wall_s if run.wall_s > 0 else None,
                "output_tokens": sorted(t.n_tokens for t in run.measured if t.status == "ok"),
+               "fixed_length": fixed_length, "server_phases_s": dict(phases or {}),
                "goodput_req_s": run.goodput(self.slo), "slo": self.slo,
                "client_cpu_share": run.client_cpu_share, "saturation": run.saturation(),
                "metrics": {k: compute_summary(v, (50.0, 90.0, 99.0)).to_dict()
@@ -242,15 +270,29 @@ class LoadTable:
             summary = row["metrics"].get(metric)
             return format_estimate(summary["percentiles"][p]) if summary else "–"
 
+        def lengths(row: dict[str, Any]) -> str:
+            got = row["output_tokens"]
+            if not got:
+                return "–"
+            shown = f"{got[len(got) // 2]}" if got[0] == got[-1] else \
+                f"{got[0]}–{got[-1]} (median {got[len(got) // 2]})"
+            return shown + (" fixed" if row["fixed_length"] else "")
+
+        def phases(row: dict[str, Any]) -> str:
+            found = row["server_phases_s"]
+            return " ".join(f"{k[:-2]} {v * 1e3:.1f}" for k, v in found.items()) or "–"
+
         table = [[row["case"], row["level"],
                   *(cell(row, m, p) for m in ("ttft_s", "itl_s", "tpot_s", "e2e_s")
-                    for p in ("p50", "p99")),
+                    for p in ("p50", "p90", "p99")),
                   f"{row['throughput_tok_s']:.0f}", f"{row['goodput_req_s']:.1f}",
+                  lengths(row), phases(row),
                   " ".join(f"{k}={v}" for k, v in row["counts"].items() if v),
                   "; ".join(row["saturation"]) or "no"] for row in self.rows]
-        headers = ["case", "load", "TTFT p50", "TTFT p99", "ITL p50", "ITL p99", "TPOT p50",
-                   "TPOT p99", "E2E p50", "E2E p99", "tok/s", "goodput req/s", "requests",
-                   "client saturated"]
+        headers = ["case", "load", *(f"{m} {p}" for m in ("TTFT", "ITL", "TPOT", "E2E")
+                                     for p in ("p50", "p90", "p99")),
+                   "tok/s", "goodput req/s", "output tokens", "server ms/request",
+                   "requests", "client saturated"]
         return tabulate(table, headers)
 
 

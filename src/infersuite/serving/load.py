@@ -287,6 +287,13 @@ async def run_load(client: Any, bodies: Sequence[Mapping[str, Any]], *,
                    time.process_time() - cpu0, lags, warmup)
 
 
+def accepts_ignore_eos(client: Any, prompt: str) -> bool:
+    """Whether the server takes ``ignore_eos`` (vLLM does): then load requests ask for a
+    fixed output length; otherwise the lengths actually received are reported."""
+    body = client.request_body(prompt, max_tokens=2, temperature=0.0, ignore_eos=True)
+    return bool(client.post(client.path_of(body), json=body).status_code == 200)
+
+
 def build_stream_bodies(client: Any, prompts: Sequence[str], n: int, max_tokens: int,
                         **params: Any) -> list[dict[str, Any]]:
     """`n` streamed requests cycling over `prompts`, asking for logprobs (tokens per chunk)

@@ -1,9 +1,10 @@
 """A stub OpenAI-compatible server with known timing, to test the load harness itself.
 
-Every prompt gets the same answer (tokens "t0", "t1", ...). It streams completions whose time to first token and gaps between chunks are drawn from
-uniform distributions the test chooses (so their percentiles are known exactly), with a
-chosen number of tokens per chunk. The measured percentiles must come out within a stated
-error of the configured ones (tests/endpoint/test_load.py).
+Every prompt gets the same answer (tokens "t0", "t1", ...). It streams completions whose
+time to first token and gaps between chunks are drawn from uniform distributions the test
+chooses (so their percentiles are known exactly), with a chosen number of tokens per chunk.
+The measured percentiles must come out within a stated error of the configured ones
+(tests/endpoint/test_load.py).
 """
 
 from __future__ import annotations

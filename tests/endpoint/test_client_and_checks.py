@@ -167,3 +167,32 @@ def test_api_key_is_sent_and_never_shown(monkeypatch):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_server_phases_from_prometheus_histograms():
+    from infersuite.serving.server_metrics import compute_phase_means, scrape_phases
+
+    def exposition(prefill_sum, decode_sum, count):
+        return "\n".join([
+            "# TYPE vllm:request_prefill_time_seconds histogram",
+            f'vllm:request_prefill_time_seconds_bucket{{le="+Inf"}} {count}',
+            f"vllm:request_prefill_time_seconds_sum {prefill_sum}",
+            f"vllm:request_prefill_time_seconds_count {count}",
+            "# TYPE vllm:request_decode_time_seconds histogram",
+            f'vllm:request_decode_time_seconds_bucket{{le="+Inf"}} {count}',
+            f"vllm:request_decode_time_seconds_sum {decode_sum}",
+            f"vllm:request_decode_time_seconds_count {count}", ""])
+
+    class Client:
+        def __init__(self, text, status=200):
+            self.text, self.status = text, status
+
+        def get(self, path):
+            return type("R", (), {"status_code": self.status, "text": self.text})()
+
+    before = scrape_phases(Client(exposition(1.0, 4.0, 10)))
+    after = scrape_phases(Client(exposition(1.5, 6.0, 20)))
+    assert compute_phase_means(before, after) == pytest.approx({"prefill_s": 0.05,
+                                                                "decode_s": 0.2})
+    assert scrape_phases(Client("", status=404)) is None
+    assert scrape_phases(Client('{"not": "prometheus"}')) is None

@@ -226,7 +226,8 @@ class LoadTable:
             phases: Mapping[str, float] | None = None, fixed_length: bool = False
             ) -> dict[str, Any]:
         """One load level; `phases`: the server's own mean queue/prefill/decode seconds
-        (from /metrics), `fixed_length`: whether requests asked for ignore_eos."""
+        (from /metrics), `fixed_length`: whether requests asked for ignore_eos (the
+        server took the parameter; the lengths received are reported either way)."""
         from infersuite.stats.percentiles import compute_summary
 
         metrics = run.metrics()
@@ -274,9 +275,10 @@ class LoadTable:
             got = row["output_tokens"]
             if not got:
                 return "–"
-            shown = f"{got[len(got) // 2]}" if got[0] == got[-1] else \
+            # what came back, whatever was asked: a server may accept ignore_eos and not
+            # honour it, or send more tokens than max_tokens
+            return f"{got[0]}" if got[0] == got[-1] else \
                 f"{got[0]}–{got[-1]} (median {got[len(got) // 2]})"
-            return shown + (" fixed" if row["fixed_length"] else "")
 
         def phases(row: dict[str, Any]) -> str:
             found = row["server_phases_s"]

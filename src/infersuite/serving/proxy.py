@@ -14,20 +14,20 @@ Faults:
   prompt's answer (a prefix cache returning another request's state);
 - ``none``: pass everything through (the negative control).
 
-It listens on 127.0.0.1 on a free port, one thread per connection (stdlib
-``ThreadingHTTPServer``), and forwards with httpx.
+It listens on 127.0.0.1 on a free port (``infersuite.serving.httpd``) and forwards with
+httpx.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import httpx
 
-from infersuite.serving.process import LOOPBACK
+from infersuite.serving.httpd import BackgroundServer
 
 FAULTS = ("none", "drop_chunk", "dup_chunk", "swap_answers", "truncate_max_tokens",
           "strip_logprobs", "stale_prefix")
@@ -35,19 +35,7 @@ SWAP_WAIT_S = 2.0
 PREFIX_CHARS = 24
 
 
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 256  # a burst of concurrent requests must not be refused
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client closing its connection is not an error worth a traceback."""
-        import sys
-
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
-
-
-class FaultProxy:
+class FaultProxy(BackgroundServer):
     """``FaultProxy(upstream, fault).start()``; ``url`` is where clients connect."""
 
     def __init__(self, upstream: str, fault: str) -> None:
@@ -61,21 +49,10 @@ class FaultProxy:
         self.waiting: dict[str, Any] | None = None  # swap_answers: an answer waiting for a twin
         self.seen: dict[str, bytes] = {}  # stale_prefix: first answer per prompt prefix
         self.applied = 0  # how many times the fault changed something
-        self._server = _Server((LOOPBACK, 0), _handler(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> FaultProxy:
-        self._thread.start()
-        return self
+        super().__init__(_handler(self))
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().stop()
         self.http.close()
 
     # What each fault does to a request or an answer.

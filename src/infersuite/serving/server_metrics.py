@@ -25,7 +25,11 @@ def scrape_phases(client: Any) -> dict[str, tuple[float, float]] | None:
     if response.status_code != 200:
         return None
     found: dict[str, tuple[float, float]] = {}
-    for family in text_string_to_metric_families(response.text):
+    try:
+        families = list(text_string_to_metric_families(response.text))
+    except ValueError:  # not the Prometheus text format: no split
+        return None
+    for family in families:
         phase = next((p for fragment, p in PHASES.items() if fragment in family.name), None)
         if phase is None or family.type != "histogram":
             continue

@@ -14,10 +14,10 @@ import random
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from infersuite.serving.process import LOOPBACK
+from infersuite.serving.httpd import BackgroundServer
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class StubTiming:
         return centre * (1 - self.spread + 2 * self.spread * q)
 
 
-class StubServer:
+class StubServer(BackgroundServer):
     """``StubServer(StubTiming(...)).start()``; ``url``; ``stop()``. ``slowdown`` scales every
     gap after the first token (a planted ITL regression)."""
 
@@ -48,38 +48,12 @@ class StubServer:
         self.requests = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._server = _Server((LOOPBACK, 0), _handler(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> StubServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(_handler(self))
 
     def draw(self, centre: float) -> float:
         with self._lock:
             u = self._rng.random()
         return centre * (1 - self.timing.spread + 2 * self.timing.spread * u)
-
-
-class _Server(ThreadingHTTPServer):
-    request_queue_size = 256
-    daemon_threads = True
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A client closing its keep-alive connection is not an error worth a traceback."""
-        import sys
-
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
 
 
 def _event(text: str, tokens: list[str], finish: str | None) -> bytes:
@@ -105,6 +79,9 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
         def do_GET(self) -> None:
+            if not self.path.startswith("/v1/models"):
+                self.send_error(404)
+                return
             self._json({"data": [{"id": "stub"}]})
 
         def do_POST(self) -> None:

@@ -24,3 +24,20 @@ def test_load_levels_against_a_running_server(pytester, copy_suite_module):
         assert (pytester.path / "rep" / "load.json").is_file()
     finally:
         stub.stop()
+
+
+@pytest.mark.slow
+def test_rate_sweep_against_a_running_server(pytester, copy_suite_module):
+    """The rate sweep through --infer-endpoint (about 40 s): every rate, the bisection and
+    the plot."""
+    stub = StubServer(StubTiming(ttft_s=0.004, itl_s=0.001)).start()
+    try:
+        copy_suite_module("perf/test_endpoint_rate_sweep.py")
+        result = pytester.runpytest("-p", "no:cacheprovider", "--infer-endpoint", stub.url,
+                                    "--infer-report-dir", "rep", "-m", "perf")
+        result.assert_outcomes(passed=1)
+        result.stdout.fnmatch_lines(["*single-stream capacity*380 requests per rate*",
+                                     "*highest request rate meeting the SLO*",
+                                     "load plot: *load_rate-*-openai.png"])
+    finally:
+        stub.stop()

@@ -26,6 +26,7 @@ BUDGET_S = 60.0
 @pytest.mark.parametrize("concurrency", CONCURRENCY, ids=[f"c{c}" for c in CONCURRENCY])
 def test_endpoint_load(infer_endpoint, infer_perf, infer_load, concurrency):
     ep = infer_endpoint
+    infer_load.check_target(ep)
     prompts = ep.prompts
     fixed = accepts_ignore_eos(ep.client, prompts[0])
     extra = {"ignore_eos": True} if fixed else {}

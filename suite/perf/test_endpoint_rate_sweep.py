@@ -38,6 +38,7 @@ SEED = 7
 
 def test_endpoint_rate_sweep(infer_endpoint, infer_perf, infer_load):
     ep = infer_endpoint
+    infer_load.check_target(ep)
     prompts = ep.prompts
     fixed = accepts_ignore_eos(ep.client, prompts[0])
     extra = {"ignore_eos": True} if fixed else {}

@@ -141,6 +141,16 @@ def test_budget_ends_sending_and_says_so(stub):
     assert 3 <= counts["ok"] <= 6
 
 
+def test_load_targets_are_loopback_unless_allowed():
+    from infersuite.serving.load import is_loopback_url
+
+    assert is_loopback_url("http://127.0.0.1:8000")
+    assert is_loopback_url("http://localhost:8000/v1")
+    assert is_loopback_url("http://[::1]:8000")
+    assert not is_loopback_url("http://10.0.0.5:8000")
+    assert not is_loopback_url("https://api.example.com")
+
+
 def test_a_saturated_client_is_flagged():
     timings = [StreamTiming(i, i * 0.1) for i in range(11)]
     run = LoadRun(timings, wall_s=1.0, requested_rate_per_s=20.0, concurrency=None,

@@ -186,6 +186,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="per-request latency targets for goodput in load runs (seconds): ttft_p99, "
              "tpot_p99, e2e_p99 (default ttft_p99=0.2,tpot_p99=0.05)")
     group.addoption(
+        "--infer-allow-remote-load", action="store_true", default=False,
+        help="let load runs send traffic to a server that is not on this machine (by "
+             "default load goes to loopback addresses only)")
+    group.addoption(
         "--infer-arrivals", type=parse_arrivals, default=("poisson", 1.0),
         metavar="poisson|constant|gamma:B",
         help="arrival process of the rate sweep (default poisson; gamma:B with burstiness "
@@ -203,6 +207,16 @@ class LoadTable:
         self.slo: dict[str, float] = config.getoption("infer_slo") or dict(DEFAULT_SLO)
         self.arrivals: tuple[str, float] = config.getoption("infer_arrivals")
         self.rate_sweeps: dict[str, dict[str, Any]] = {}
+
+    def check_target(self, ep: EndpointCase) -> None:
+        """Load goes to loopback addresses only, unless --infer-allow-remote-load."""
+        from infersuite.serving.load import is_loopback_url
+
+        url = ep.client.base_url
+        if not is_loopback_url(url) and not self.config.getoption("infer_allow_remote_load"):
+            pytest.fail(f"{url} is not a loopback address: load runs send traffic only to "
+                        "this machine unless you pass --infer-allow-remote-load (make sure "
+                        "you may load that server)", pytrace=False)
 
     def progress(self, text: str) -> None:
         """A progress line on the terminal while a sweep runs (output capture or not)."""

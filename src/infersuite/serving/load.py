@@ -35,6 +35,20 @@ MAX_LOOP_LAG_S = 0.005
 MAX_RATE_SHORTFALL = 0.05
 
 
+def is_loopback_url(url: str) -> bool:
+    """Whether `url` names this machine (127.0.0.0/8, ::1 or localhost)."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def compute_arrival_times(pattern: str, rate_per_s: float, n: int, seed: int,
                           burstiness: float = 1.0) -> list[float]:
     """Send times (s from the start) of `n` requests at `rate_per_s` on average.

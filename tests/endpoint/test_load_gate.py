@@ -25,8 +25,8 @@ def test_stub_load(infer_perf, slowdown):
     stub.start()
     try:
         client = OpenAIClient(stub.url)
-        run = asyncio.run(run_load(client, build_stream_bodies(client, ["hi"], 44, 16),
-                                   concurrency=2, warmup=4))
+        run = asyncio.run(run_load(client, build_stream_bodies(client, ["hi"], 68, 16),
+                                   concurrency=2, warmup=8))
         infer_perf.record(run.metrics(), primary="itl_s", group="endpoint load")
     finally:
         stub.stop()
@@ -41,9 +41,11 @@ def slowdown():
 
 
 def _run(pytester, factor, *args):
+    """Each run in its own interpreter, as CI runs would be: the stub's threads and the
+    client share one process, and an in-process run would also share the test session's."""
     pytester.makeconftest(CONFTEST.format(factor=factor))
-    return pytester.runpytest("-p", "no:cacheprovider", "--infer-device", "cpu",
-                              "--infer-report-dir", "rep", *args)
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", "--infer-device", "cpu",
+                                         "--infer-report-dir", "rep", *args)
 
 
 def test_itl_regression_of_a_stub_is_flagged_and_an_unchanged_stub_is_not(pytester):

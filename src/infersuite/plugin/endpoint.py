@@ -7,8 +7,10 @@ fixture hands it the engine's client, the model's token texts, the shipped promp
 reference's greedy answers (cached per run) and the tolerance of the server's precision.
 
 When a test of a server fails, the tail of the server's log is attached to its report;
-the server's command, version and start-up time go into the report's properties and the
-terminal summary.
+the server's command, version and start-up time go into the report's properties, the
+terminal summary and endpoint.json. Load modules hand their levels to ``infer_load``
+(LoadTable): one table at the end, load.json, the knee over concurrency and the rate plots;
+``--infer-slo``, ``--infer-arrivals`` and ``--infer-allow-remote-load`` set how they run.
 """
 
 from __future__ import annotations
@@ -276,6 +278,18 @@ class LoadTable:
                                      e2e["p99"]["upper"], status))
         return analyze_sweep(points, slo=self.slo.get("e2e_s")) if len(points) >= 2 else None
 
+    def knee_document(self, knees: Mapping[str, Any]) -> dict[str, Any]:
+        """The concurrency levels in the shape the knee plots read (one sweep per case)."""
+        sweeps = []
+        for case, knee in knees.items():
+            points = [{"batch_size": row["concurrency"], "tokens_per_s": row["throughput_tok_s"],
+                       "latency_s": row["metrics"].get("e2e_s"),
+                       "status": "ok" if not row["saturation"] and row["counts"].get("ok")
+                       else "client saturated"}
+                      for row in self.rows if row["case"] == case and row["concurrency"]]
+            sweeps.append({"id": case, "points": points, "knee": knee})
+        return {"sweeps": sweeps}
+
     def render(self) -> str:
         from tabulate import tabulate
 
@@ -389,7 +403,13 @@ class EndpointReport:
                 from infersuite.report.load_plots import render_load_plots
 
                 plots, note = render_load_plots(document, report_dir)
-                self.load_plots = [str(p) for p in plots] or [note]
+                self.load_plots += [str(p) for p in plots] or [note]
+            if self.load_knees:
+                from infersuite.report.knee_plots import render_knee_plots
+
+                plots, note = render_knee_plots(load.knee_document(self.load_knees),
+                                                report_dir / "load_knee", level="concurrency")
+                self.load_plots += [str(p) for p in plots] or [note]
         if not self.checks or is_xdist_worker(self.config):
             return
         checks: dict[str, Any] = {

@@ -145,8 +145,10 @@ def _save(fig: Any, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
-def render_knee_plots(doc: dict[str, Any], out_dir: Path) -> tuple[list[Path], str]:
-    """Write both plots as PNG and SVG into ``out_dir``; returns (paths, note for the report)."""
+def render_knee_plots(doc: dict[str, Any], out_dir: Path, level: str = "batch size"
+                      ) -> tuple[list[Path], str]:
+    """Write both plots as PNG and SVG into ``out_dir``; returns (paths, note for the report).
+    `level` names the swept quantity in titles and axes (a server's load: "concurrency")."""
     plt = _load_pyplot()
     if plt is None:
         return [], PLOT_HINT
@@ -161,7 +163,7 @@ def render_knee_plots(doc: dict[str, Any], out_dir: Path) -> tuple[list[Path], s
         _plot_latency_throughput(ax, sweep, colours[i % len(colours)])
     ax.set_xlabel("throughput (generated tokens/s)")
     ax.set_ylabel("per-request latency, E2E (ms)")
-    ax.set_title("Latency vs throughput across batch sizes")
+    ax.set_title(f"Latency vs throughput across {level} levels")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     paths += _save(fig, out_dir, LATENCY_THROUGHPUT)
@@ -172,9 +174,9 @@ def render_knee_plots(doc: dict[str, Any], out_dir: Path) -> tuple[list[Path], s
     ax.set_xscale("log", base=2)
     batches = sorted({p["batch_size"] for s in sweeps for p in s["points"]})
     ax.set_xticks(batches, [str(b) for b in batches])
-    ax.set_xlabel("batch size (log2)")
+    ax.set_xlabel(f"{level} (log2)")
     ax.set_ylabel("per-request latency, E2E (ms)")
-    ax.set_title("Latency percentiles vs batch size")
+    ax.set_title(f"Latency percentiles vs {level}")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     paths += _save(fig, out_dir, LATENCY_BATCH)

@@ -2,10 +2,11 @@
 
 Each module owns its options and hooks: `options` (models, devices, dtypes, report folder;
 the Settings object), `cases` (parametrization and the model fixtures), `engines` (the
-runtimes under test and the reference), `endpoint` (servers under test), `expectations`
-(known findings as strict xfails), `summary` (engines side by side), `perf` (benchmarks,
-baselines, the regression gate), `knee` (sweeps and knee reports), `formats` (format
-round-trip tables), `workers` (pytest-xdist: workers measure, the controller writes).
+runtimes under test and the reference), `endpoint` (servers under test), `load` (load on
+a server: table, load.json, plots), `expectations` (known findings as strict xfails),
+`summary` (engines side by side), `perf` (benchmarks, baselines, the regression gate),
+`knee` (sweeps and knee reports), `formats` (format round-trip tables), `workers`
+(pytest-xdist: workers measure, the controller writes).
 Nothing here imports torch: a run that collects no inference case never loads it.
 """
 
@@ -15,8 +16,8 @@ import pytest
 
 pytest_plugins: list[str] = [
     f"infersuite.plugin.{name}"
-    for name in ("options", "cases", "engines", "endpoint", "expectations", "perf", "knee",
-                 "formats", "summary", "workers")
+    for name in ("options", "cases", "engines", "endpoint", "load", "expectations", "perf",
+                 "knee", "formats", "summary", "workers")
 ]
 
 MARKERS = {

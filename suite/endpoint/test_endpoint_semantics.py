@@ -113,9 +113,18 @@ def test_eos_finishes_with_stop(infer_endpoint):
 
 
 def _prompt_of_length(ep, n_tokens):
+    """A text of `n_tokens` tokens as the server counts them: tokens per unit from two
+    lengths (a BOS the server adds cancels out); without a tokenize route, at least one
+    token per unit."""
+    import math
+
     unit = " cache"
-    per = len(ep.client.tokenize(unit) or [1]) or 1
-    return unit * (n_tokens // per + 1)
+    short, long = ep.client.tokenize(unit * 16), ep.client.tokenize(unit * 32)
+    if not short or not long:
+        return unit * (n_tokens + 1)
+    per = (len(long) - len(short)) / 16
+    base = len(short) - 16 * per
+    return unit * max(1, math.ceil((n_tokens - base) / per))
 
 
 def test_context_overflow_is_a_client_error(infer_endpoint):
@@ -143,7 +152,8 @@ def test_context_overflow_is_a_client_error(infer_endpoint):
         if usage.get("completion_tokens", 0) + usage.get("prompt_tokens", 0) > n_ctx:
             _fail(ep, f"prompt + answer {usage} exceed the context {n_ctx}")
     elif not 400 <= response.status_code < 500:
-        _fail(ep, f"a prompt near the context end with max_tokens=64: HTTP "
+        size = f"a {len(ids)}-token prompt" if ids is not None else "a prompt near the end"
+        _fail(ep, f"{size} with max_tokens=64 (context {n_ctx}): HTTP "
                   f"{response.status_code} {response.text[:300]!r}")
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.endpoint
 # llama.cpp-server engine, not for a server reached as "openai").
 PASSING = ("test_temperature_zero_repeats or test_seed_reproduces_sampling or "
            "test_prefix_cache_keeps_answers or test_max_tokens_exact or "
-           "test_stop_string or test_eos_finishes_with_stop or test_context_overflow or "
+           "test_stop_string or test_eos_finishes_with_stop or "
            "test_prompt_tokenization or 1mb-prompt")
 MODULES = ("endpoint/test_endpoint_determinism.py", "endpoint/test_endpoint_prefix.py",
            "endpoint/test_endpoint_semantics.py", "endpoint/test_endpoint_reference.py",
@@ -57,7 +57,7 @@ def test_running_server_via_infer_endpoint(pytester, copy_suite_module, gguf_pat
                                     "--infer-engine", "openai:n_ctx=256",
                                     "--infer-model", "llama-tiny")
         outcomes = result.parseoutcomes()
-        assert outcomes.get("passed", 0) >= 9, result.stdout.str()
+        assert outcomes.get("passed", 0) >= 8, result.stdout.str()
         assert not outcomes.get("failed"), result.stdout.str()
         assert not outcomes.get("errors"), result.stdout.str()
         result.stdout.fnmatch_lines(["*infersuite servers under test*",
@@ -96,7 +96,7 @@ def test_server_started_from_infer_server_cmd(pytester, copy_suite_module, gguf_
                                 "--infer-engine", "openai:n_ctx=256",
                                 "--infer-model", "llama-tiny")
     outcomes = result.parseoutcomes()
-    assert outcomes.get("passed", 0) >= 9, result.stdout.str()
+    assert outcomes.get("passed", 0) >= 8, result.stdout.str()
     assert not outcomes.get("failed"), result.stdout.str()
     assert not outcomes.get("errors"), result.stdout.str()
     result.stdout.fnmatch_lines(["*openai:n_ctx=256: server=openai-compatible*command=*"

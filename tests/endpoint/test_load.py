@@ -131,6 +131,14 @@ def test_failures_and_timeouts_are_counted_not_dropped(stub):
     assert run.goodput({"ttft_s": 1.0}) == 0.0
 
 
+def test_a_stream_cut_short_is_counted_not_timed(stub):
+    _server, client = stub(StubTiming(ttft_s=0.002, itl_s=0.001), cut_every=3)
+    run = asyncio.run(run_load(client, build_stream_bodies(client, ["hi"], 12, 8),
+                               concurrency=2))
+    assert run.counts() == {"ok": 8, "truncated": 4, "usage_mismatch": 0}
+    assert len(run.metrics()["e2e_s"]) == 8
+
+
 def test_budget_ends_sending_and_says_so(stub):
     _server, client = stub(StubTiming(ttft_s=0.002, itl_s=0.001))
     arrivals = compute_arrival_times("constant", 10.0, 20, seed=0)
@@ -152,12 +160,18 @@ def test_load_targets_are_loopback_unless_allowed():
 
 
 def test_a_saturated_client_is_flagged():
-    timings = [StreamTiming(i, i * 0.1) for i in range(11)]
+    timings = [StreamTiming(i, i * 0.1 + 0.02 * i, scheduled_s=i * 0.1, end_s=i * 0.1 + 0.5)
+               for i in range(11)]
     run = LoadRun(timings, wall_s=1.0, requested_rate_per_s=20.0, concurrency=None,
                   client_cpu_s=0.9, loop_lag_s=[0.02] * 100)
     reasons = run.saturation()
     assert any("event-loop lag p99 20.0 ms" in r for r in reasons)
-    assert any("sent 10.00 req/s of the 20 requested" in r for r in reasons)
+    assert any("requests left late against their schedule: p99 198.0 ms" in r
+               for r in reasons)
+    on_time = LoadRun([StreamTiming(i, i * 0.1, scheduled_s=i * 0.1) for i in range(11)],
+                      wall_s=1.0, requested_rate_per_s=12.0, concurrency=None,
+                      client_cpu_s=0.1, loop_lag_s=[0.001] * 100)
+    assert on_time.saturation() == []  # a schedule slower than nominal is not the client's
 
 
 def test_goodput_counts_requests_meeting_every_target():
@@ -166,8 +180,9 @@ def test_goodput_counts_requests_meeting_every_target():
                               chunk_tokens=[1] * n, end_s=e2e)
         return timing
 
-    run = LoadRun([done(0, 0.01, 0.2, 5), done(1, 0.3, 0.5, 5), done(2, 0.01, 0.9, 5)],
-                  wall_s=2.0, requested_rate_per_s=None, concurrency=2, client_cpu_s=0.1,
+    run = LoadRun([done(0, 0.01, 0.2, 5), done(1, 0.3, 0.5, 5), done(2, 0.01, 2.0, 5)],
+                  wall_s=3.0, requested_rate_per_s=None, concurrency=2, client_cpu_s=0.1,
                   loop_lag_s=[])
+    assert run.measured_wall_s == pytest.approx(2.0)  # first send (0) to last end (2.0)
     assert run.goodput({"ttft_s": 0.1}) == pytest.approx(1.0)  # requests 0 and 2
     assert run.goodput({"ttft_s": 0.1, "e2e_s": 0.5}) == pytest.approx(0.5)

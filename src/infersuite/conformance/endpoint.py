@@ -196,8 +196,9 @@ def check_against_reference(answer: Completion, reference: ReferenceAnswer,
     worst, compared = 0.0, 0
     for step, item in enumerate(answer.logprobs):
         if step >= len(reference.tokens):
+            ended = "with EOS" if reference.ended_with_eos else "at its length"
             raise ConformanceError(_where(
-                f"{what}: the reference ended with EOS after {len(reference.tokens)} tokens, "
+                f"{what}: the reference ended {ended} after {len(reference.tokens)} tokens, "
                 f"the server went on: step={step} token {item.token!r} "
                 f"(finish_reason {answer.finish_reason!r})", context))
         logits = reference.logits[step]
@@ -240,11 +241,12 @@ def check_against_reference(answer: Completion, reference: ReferenceAnswer,
                     f"|Δ| {diff:.3e} > bound {bound:.3e} ({precision}: 2 x logits tolerance "
                     f"{tolerance.describe()}, max|logit| {max_abs:.2f})", context))
     expected = len(reference.tokens) - int(reference.ended_with_eos)
-    if len(answer.logprobs) < expected and answer.finish_reason == "stop":
+    if len(answer.logprobs) < expected:  # the request's max_tokens is the reference's length
         raise ConformanceError(_where(
             f"{what}: the server stopped after {len(answer.logprobs)} tokens "
-            f"(finish_reason 'stop'), the reference generates {expected} "
-            f"before EOS: {reference.text(texts)!r} vs {answer.text!r}", context))
+            f"(finish_reason {answer.finish_reason!r}), the reference generates {expected}"
+            f"{' before EOS' if reference.ended_with_eos else ''}: "
+            f"{reference.text(texts)!r} vs {answer.text!r}", context))
     return ReferenceVerdict(len(answer.logprobs), None, worst, compared)
 
 

@@ -98,11 +98,12 @@ class EndpointCase:
         from infersuite.conformance.endpoint import reference_continuation
 
         self.require_reference()
-        key = ("reference", self.case.case.model, prompt, n_new)
+        ids = self.prompt_ids(prompt)  # this server's tokenization: the key, not the text
+        key = ("reference", self.case.case.model, tuple(ids), n_new)
         cache = self.config.stash[answers_key]
         if key not in cache:
-            cache[key] = reference_continuation(self.case.reference, self.prompt_ids(prompt),
-                                                n_new, self.engine.eos_ids)
+            cache[key] = reference_continuation(self.case.reference, ids, n_new,
+                                                self.engine.eos_ids)
         return cache[key]
 
     def check_answers_prompt(self, answer: Any, prompt: str, what: str) -> None:

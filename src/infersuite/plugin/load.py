@@ -131,7 +131,9 @@ class LoadTable:
                "requested_rate_per_s": run.requested_rate_per_s,
                "achieved_rate_per_s": run.achieved_rate_per_s,
                "counts": run.counts(), "wall_s": run.wall_s,
-               "throughput_tok_s": tokens / run.wall_s if run.wall_s > 0 else None,
+               "measured_wall_s": run.measured_wall_s,
+               "throughput_tok_s": (tokens / run.measured_wall_s if run.measured_wall_s > 0
+                                    else None),
                "output_tokens": sorted(t.n_tokens for t in run.measured if t.status == "ok"),
                "fixed_length": fixed_length, "server_phases_s": dict(phases or {}),
                "goodput_req_s": run.goodput(self.slo), "slo": self.slo,

@@ -128,16 +128,23 @@ def _sse_data(lines: Iterator[str] | list[str]) -> Iterator[str]:
 
 
 def _decode_events(payloads: list[str], what: str) -> list[dict[str, Any]]:
-    events = []
+    """The JSON events of a stream up to ``[DONE]``; an error event, a stream that ends
+    without ``[DONE]`` or an event that is not a JSON object is an EndpointError."""
+    events: list[dict[str, Any]] = []
     for payload in payloads:
         if payload == "[DONE]":
-            break
+            return events
         try:
-            events.append(json.loads(payload))
+            event = json.loads(payload)
         except ValueError:
             raise EndpointError(f"{what}: a stream event is not JSON: {payload[:200]!r}") \
                 from None
-    return events
+        if not isinstance(event, dict):
+            raise EndpointError(f"{what}: a stream event is not an object: {payload[:200]!r}")
+        if event.get("error"):
+            raise EndpointError(f"{what}: error event in the stream: {payload[:300]}")
+        events.append(event)
+    raise EndpointError(f"{what}: the stream ended without [DONE] after {len(events)} events")
 
 
 class OpenAIClient:
@@ -216,12 +223,17 @@ class OpenAIClient:
         """The server's token ids for `text`, where it has a tokenize route (vLLM's
         ``/tokenize``, llama-cpp-python's ``/extras/tokenize``); None otherwise."""
         for path, body in (("/tokenize", {"model": self.model, "prompt": text,
-                                           "add_special_tokens": True}),
+                                           "content": text, "add_special_tokens": True}),
                            ("/extras/tokenize", {"input": text})):
             response = self._http.post(path, json=body)
-            if response.status_code == 200:
-                data = response.json()
-                return [int(t) for t in data.get("tokens", [])]
+            if response.status_code != 200:
+                continue
+            try:
+                tokens = [int(t) for t in response.json().get("tokens", [])]
+            except (ValueError, TypeError, AttributeError):
+                continue
+            if tokens or not text:  # no ids for a non-empty text: not this route's format
+                return tokens
         return None
 
     async def acreate(self, http: httpx.AsyncClient, body: Mapping[str, Any]) -> list[Completion]:

@@ -39,5 +39,6 @@ class BackgroundServer:
         return self
 
     def stop(self) -> None:
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever, started or not
+            self._server.shutdown()
         self._server.server_close()

@@ -10,9 +10,11 @@ credited with a k-times shorter ITL; E2E ends at the last event; TPOT = (E2E - T
 ``logprobs=1``); the total is cross-checked against ``usage.completion_tokens``. A request
 that fails, times out or ends without tokens is counted with its reason, never dropped.
 
-The client measures itself: the achieved arrival rate against the requested one, its
-process's CPU time over the run's wall time, and the event loop's lag (how late a 1 ms
-ticker wakes). A run where the client was the bottleneck is flagged (``saturated``).
+The client measures itself: how late each request left against its schedule, the achieved
+send rate, its process's CPU time over the run's wall time, and the event loop's lag (how
+late a 1 ms ticker wakes). A run where the client was the bottleneck is flagged
+(``saturated``). Rates (goodput, tokens/s) are over the measured window: from the first
+request after the warm-up to the last one's end.
 """
 
 from __future__ import annotations
@@ -30,9 +32,9 @@ import httpx
 ARRIVALS = ("constant", "poisson", "gamma")
 LAG_TICK_S = 0.001
 # The client is called saturated when its event loop wakes more than this late at p99,
-# or when it fell more than this fraction behind the requested arrival rate.
+# or when its requests leave more than this late against their schedule at p99.
 MAX_LOOP_LAG_S = 0.005
-MAX_RATE_SHORTFALL = 0.05
+MAX_SEND_LATENESS_S = 0.010
 
 
 def is_loopback_url(url: str) -> bool:
@@ -85,9 +87,10 @@ class StreamTiming:
     chunk_tokens: list[int] = field(default_factory=list)
     end_s: float | None = None
     usage_tokens: int | None = None
-    status: str = "ok"  # ok | error | timeout | empty
+    status: str = "ok"  # ok | error | timeout | truncated | empty | not-sent
     error: str | None = None
     text: str = ""
+    scheduled_s: float | None = None  # when the arrival schedule said to send it
 
     @property
     def n_tokens(self) -> int:
@@ -138,10 +141,27 @@ class LoadRun:
 
     @property
     def achieved_rate_per_s(self) -> float | None:
-        sent = [t.sent_s for t in self.measured]
+        """Requests per second actually sent (after the warm-up)."""
+        sent = [t.sent_s for t in self.measured if t.status != "not-sent"]
         if len(sent) < 2 or sent[-1] <= sent[0]:
             return None
         return (len(sent) - 1) / (sent[-1] - sent[0])
+
+    @property
+    def measured_wall_s(self) -> float:
+        """From the first measured request's send to the last measured request's end: the
+        window the statistics describe (the warm-up left out)."""
+        sent = [t for t in self.measured if t.status != "not-sent"]
+        if not sent:
+            return 0.0
+        ends = [t.end_s for t in sent if t.end_s is not None]
+        return max(ends, default=sent[0].sent_s) - sent[0].sent_s
+
+    @property
+    def send_lateness_s(self) -> list[float]:
+        """How late each scheduled request left (arrival-schedule runs only)."""
+        return [t.sent_s - t.scheduled_s for t in self.measured
+                if t.scheduled_s is not None and t.status != "not-sent"]
 
     @property
     def client_cpu_share(self) -> float:
@@ -155,7 +175,9 @@ class LoadRun:
         return found
 
     def saturation(self) -> list[str]:
-        """Why the client, not the server, may have set the pace (empty: it did not)."""
+        """Why the client, not the server, may have set the pace (empty: it did not): its
+        event loop woke late, or it sent requests late against their schedule (a sampled
+        Poisson schedule's own rate differs from the nominal one, so lateness is the test)."""
         from infersuite.stats.percentiles import compute_percentile
 
         reasons = []
@@ -163,11 +185,11 @@ class LoadRun:
         if lag is not None and lag > MAX_LOOP_LAG_S:
             reasons.append(f"event-loop lag p99 {lag * 1e3:.1f} ms > "
                            f"{MAX_LOOP_LAG_S * 1e3:g} ms")
-        achieved = self.achieved_rate_per_s
-        if self.requested_rate_per_s and achieved is not None \
-                and achieved < (1 - MAX_RATE_SHORTFALL) * self.requested_rate_per_s:
-            reasons.append(f"sent {achieved:.2f} req/s of the {self.requested_rate_per_s:g} "
-                           "requested")
+        lateness = self.send_lateness_s
+        late = compute_percentile(lateness, 99.0) if lateness else None
+        if late is not None and late > MAX_SEND_LATENESS_S:
+            reasons.append(f"requests left late against their schedule: p99 "
+                           f"{late * 1e3:.1f} ms > {MAX_SEND_LATENESS_S * 1e3:g} ms")
         return reasons
 
     def metrics(self) -> dict[str, list[float]]:
@@ -180,7 +202,7 @@ class LoadRun:
 
     def goodput(self, slo: Mapping[str, float]) -> float:
         """Requests per second that completed and met every per-request target in `slo`
-        (``ttft_s``, ``tpot_s``, ``e2e_s``), over the run's wall time."""
+        (``ttft_s``, ``tpot_s``, ``e2e_s``), over the measured window."""
         good = 0
         for t in self.measured:
             if t.status != "ok":
@@ -189,7 +211,8 @@ class LoadRun:
             if all(values[k] is not None and values[k] <= v  # type: ignore[operator]
                    for k, v in slo.items()):
                 good += 1
-        return good / self.wall_s if self.wall_s > 0 else 0.0
+        window = self.measured_wall_s
+        return good / window if window > 0 else 0.0
 
 
 def _chunk_tokens(event: Mapping[str, Any]) -> tuple[str, int]:
@@ -206,6 +229,10 @@ def _chunk_tokens(event: Mapping[str, Any]) -> tuple[str, int]:
 
 async def _one(http: httpx.AsyncClient, path: str, body: Mapping[str, Any],
                timing: StreamTiming, clock: Any) -> None:
+    """One streamed request into `timing`. The stream is read to its end (after
+    ``[DONE]`` too, so the connection is reused); an error event, a stream without
+    ``[DONE]``, or any failure marks the request instead of escaping."""
+    done = False
     try:
         async with http.stream("POST", path, json=dict(body)) as response:
             if response.status_code != 200:
@@ -215,27 +242,36 @@ async def _one(http: httpx.AsyncClient, path: str, body: Mapping[str, Any],
                 timing.end_s = clock()
                 return
             async for line in response.aiter_lines():
-                if not line.startswith("data:"):
+                if not line.startswith("data:") or done:
                     continue
                 payload = line[5:].strip()
                 if payload == "[DONE]":
-                    break
+                    done = True
+                    timing.end_s = clock()
+                    continue
                 now = clock()
                 event = json.loads(payload)
-                if event.get("usage"):
-                    timing.usage_tokens = event["usage"].get("completion_tokens")
+                if not isinstance(event, dict):
+                    raise ValueError(f"a stream event is not a JSON object: {payload[:80]!r}")
+                if event.get("error"):
+                    raise ValueError(f"error event in the stream: {payload[:200]}")
+                usage = event.get("usage")
+                if isinstance(usage, dict):
+                    timing.usage_tokens = usage.get("completion_tokens")
                 text, tokens = _chunk_tokens(event)
                 if tokens or text:
                     timing.chunk_s.append(now)
                     timing.chunk_tokens.append(max(tokens, 1))
                     timing.text += text
-        timing.end_s = clock()
-        if not timing.chunk_s:
+        if not done:
+            timing.status, timing.error = "truncated", "the stream ended without [DONE]"
+        elif not timing.chunk_s:
             timing.status, timing.error = "empty", "the stream carried no tokens"
     except httpx.TimeoutException as exc:
-        timing.status, timing.error, timing.end_s = "timeout", str(exc) or "timeout", clock()
-    except (httpx.HTTPError, ValueError) as exc:
+        timing.status, timing.error = "timeout", str(exc) or "timeout"
+    except Exception as exc:  # a request's failure is its status, never the run's
         timing.status, timing.error = "error", f"{type(exc).__name__}: {exc}"
+    if timing.end_s is None or timing.status != "ok":
         timing.end_s = clock()
 
 
@@ -257,6 +293,8 @@ async def run_load(client: Any, bodies: Sequence[Mapping[str, Any]], *,
     kept out of the statistics."""
     if (arrivals is None) == (concurrency is None):
         raise ValueError("give either arrivals (a schedule) or concurrency")
+    if arrivals is not None and len(arrivals) != len(bodies):
+        raise ValueError(f"{len(bodies)} requests but {len(arrivals)} arrival times")
     clock = time.perf_counter
     path = "/v1/chat/completions" if bodies and "messages" in bodies[0] else "/v1/completions"
     timings: list[StreamTiming] = []
@@ -264,38 +302,38 @@ async def run_load(client: Any, bodies: Sequence[Mapping[str, Any]], *,
     stop = asyncio.Event()
     limit = concurrency or len(bodies) or 1
     queue = list(enumerate(bodies)) if arrivals is None else []
+    late = f"not sent: after the {max_duration_s:g} s budget"
     cpu0, start = time.process_time(), clock()
     async with client.async_http(max_connections=min(limit, 256)) as http:
         ticker = asyncio.create_task(_lag_ticker(lags, stop))
         tasks = []
-        if arrivals is not None:
-            for index, (body, at) in enumerate(zip(bodies, arrivals, strict=True)):
-                delay = start + at - clock()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                if clock() - start > max_duration_s:
-                    timings += [StreamTiming(i, clock(), status="not-sent",
-                                             error=f"after the {max_duration_s:g} s budget")
-                                for i in range(index, len(bodies))]
-                    break
-                timing = StreamTiming(index, clock())
-                timings.append(timing)
-                tasks.append(asyncio.create_task(_one(http, path, body, timing, clock)))
-        else:
-            async def worker() -> None:
-                while queue and clock() - start <= max_duration_s:
-                    index, body = queue.pop(0)
-                    timing = StreamTiming(index, clock())
+        try:
+            if arrivals is not None:
+                for index, (body, at) in enumerate(zip(bodies, arrivals, strict=True)):
+                    if at > max_duration_s:
+                        timings += [StreamTiming(i, start + arrivals[i], status="not-sent",
+                                                 error=late) for i in range(index, len(bodies))]
+                        break
+                    delay = start + at - clock()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    timing = StreamTiming(index, clock(), scheduled_s=start + at)
                     timings.append(timing)
-                    await _one(http, path, body, timing, clock)
+                    tasks.append(asyncio.create_task(_one(http, path, body, timing, clock)))
+            else:
+                async def worker() -> None:
+                    while queue and clock() - start <= max_duration_s:
+                        index, body = queue.pop(0)
+                        timing = StreamTiming(index, clock())
+                        timings.append(timing)
+                        await _one(http, path, body, timing, clock)
 
-            tasks = [asyncio.create_task(worker()) for _ in range(limit)]
-        await asyncio.gather(*tasks)
-        stop.set()
-        await ticker
-    timings += [StreamTiming(i, clock(), status="not-sent",
-                             error=f"after the {max_duration_s:g} s budget")
-                for i, _ in queue]
+                tasks = [asyncio.create_task(worker()) for _ in range(limit)]
+            await asyncio.gather(*tasks)
+        finally:
+            stop.set()
+            await ticker
+    timings += [StreamTiming(i, clock(), status="not-sent", error=late) for i, _ in queue]
     timings.sort(key=lambda t: t.index)
     return LoadRun(timings, clock() - start, requested_rate_per_s, concurrency,
                    time.process_time() - cpu0, lags, warmup)

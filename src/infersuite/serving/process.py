@@ -3,8 +3,10 @@ captured log, and always stopped.
 
 The command runs in its own process group with its output in a log file; ``stop()`` sends
 SIGTERM to the group, then SIGKILL after a grace period. On Linux the child also gets
-``PR_SET_PDEATHSIG``, so it dies with the pytest process even when that is killed outright;
-an ``atexit`` hook stops what is still running when the interpreter exits normally.
+``PR_SET_PDEATHSIG``, so it dies with the pytest process even when that is killed outright
+(the signal reaches the server process itself, not processes it started, and follows the
+thread that started it: the suite starts servers from pytest's main thread); an ``atexit``
+hook stops what is still running when the interpreter exits normally.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import subprocess
 import sys
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
@@ -38,13 +40,27 @@ def free_port(host: str = LOOPBACK) -> int:
         return int(sock.getsockname()[1])
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    os.setsid()
-    if sys.platform.startswith("linux"):
-        import ctypes
+def _death_signal() -> Callable[[], None] | None:
+    """A function for the child to run before exec (Linux): ask for SIGTERM when the
+    parent dies (PR_SET_PDEATHSIG), and exit at once if the parent is already gone. libc
+    is loaded here, in the parent: loading a library in a child forked from a threaded
+    process can deadlock."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
 
-        with contextlib.suppress(OSError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PDEATHSIG
+    try:
+        prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    except OSError:
+        return None
+    parent = os.getpid()
+
+    def in_child() -> None:  # pragma: no cover - runs in the child before exec
+        prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+
+    return in_child
 
 
 def render_command(template: str | Sequence[str], port: int, host: str = LOOPBACK) -> list[str]:
@@ -99,7 +115,7 @@ class ServerProcess:
             try:
                 self._process = subprocess.Popen(
                     self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=env, preexec_fn=_die_with_parent)
+                    env=env, start_new_session=True, preexec_fn=_death_signal())
             except OSError as exc:
                 raise ServerError(f"cannot start `{shlex.join(self.command)}`: {exc}") from exc
         _RUNNING.add(self)
@@ -108,7 +124,7 @@ class ServerProcess:
         while True:
             if self._process.poll() is not None:
                 code = self._process.returncode
-                self._process = None
+                self.stop(grace_s=3.0)  # what it started (its process group) goes too
                 raise self._failure(f"exited with status {code} before answering {url}")
             try:
                 if httpx.get(url, timeout=2.0).status_code == 200:

@@ -158,6 +158,8 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             else:
                 request = None
             headers = {"content-type": self.headers.get("content-type", "application/json")}
+            if self.headers.get("authorization"):
+                headers["authorization"] = self.headers["authorization"]
             with proxy.lock:
                 proxy.in_flight += 1
             try:

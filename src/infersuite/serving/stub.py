@@ -41,10 +41,11 @@ class StubServer(BackgroundServer):
     gap after the first token (a planted ITL regression)."""
 
     def __init__(self, timing: StubTiming, seed: int = 0, slowdown: float = 1.0,
-                 fail_every: int = 0) -> None:
+                 fail_every: int = 0, cut_every: int = 0) -> None:
         self.timing = timing
         self.slowdown = slowdown
         self.fail_every = fail_every  # every n-th request gets HTTP 500 (0: none)
+        self.cut_every = cut_every  # every n-th stream stops halfway, without [DONE]
         self.requests = 0
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -89,6 +90,7 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             with stub._lock:
                 stub.requests += 1
                 fail = stub.fail_every and stub.requests % stub.fail_every == 0
+                cut = stub.cut_every and stub.requests % stub.cut_every == 0
             if fail:
                 data = b'{"error": {"message": "planted failure", "code": 500}}'
                 self.send_response(500)
@@ -114,9 +116,12 @@ def _handler(stub: StubServer) -> type[BaseHTTPRequestHandler]:
             time.sleep(stub.draw(stub.timing.ttft_s))
             sent = 0
             while sent < n:
-                if sent:
-                    time.sleep(stub.draw(stub.timing.itl_s * per) * stub.slowdown)
+                if cut and sent >= n // 2:
+                    self._chunk(b"")  # the body ends here: no usage, no [DONE]
+                    return
                 tokens = [f"t{sent + i}" for i in range(min(per, n - sent))]
+                if sent:
+                    time.sleep(stub.draw(stub.timing.itl_s * len(tokens)) * stub.slowdown)
                 sent += len(tokens)
                 self._chunk(_event("".join(tokens), tokens, "length" if sent >= n else None))
             usage = {"prompt_tokens": 1, "completion_tokens": n, "total_tokens": n + 1}

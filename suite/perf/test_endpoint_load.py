@@ -36,9 +36,11 @@ def test_endpoint_load(infer_endpoint, infer_perf, infer_load, concurrency):
     run = asyncio.run(run_load(ep.client, bodies, concurrency=concurrency, warmup=WARMUP,
                                max_duration_s=BUDGET_S))
     phases = compute_phase_means(before, scrape_phases(ep.client))
-    wrong = [(t.index, prompts[t.index % len(prompts)], t.text)
-             for t in run.measured[::CHECK_EVERY] if t.status == "ok"
-             and t.text != solo[prompts[t.index % len(prompts)]]]
+    # A sampled request that failed or was cut short is a wrong answer too.
+    wrong = [(t.index, prompts[t.index % len(prompts)],
+              t.text if t.status == "ok" else f"{t.status}: {t.error} (text {t.text!r})")
+             for t in run.measured[::CHECK_EVERY] if t.status != "not-sent"
+             and (t.status != "ok" or t.text != solo[prompts[t.index % len(prompts)]])]
     if wrong:
         index, prompt, text = wrong[0]
         raise ConformanceError(

@@ -63,14 +63,17 @@ def test_endpoint_rate_sweep(infer_endpoint, infer_perf, infer_load):
                                    requested_rate_per_s=rate,
                                    max_duration_s=arrivals[-1] + BUDGET_S))
         phases = compute_phase_means(before, scrape_phases(ep.client))
-        wrong = [t for t in run.measured[::CHECK_EVERY]
-                 if t.status == "ok" and t.text != solo[prompts[t.index % len(prompts)]]]
+        # A sampled request that failed or was cut short is a wrong answer too.
+        wrong = [t for t in run.measured[::CHECK_EVERY] if t.status != "not-sent" and (
+            t.status != "ok" or t.text != solo[prompts[t.index % len(prompts)]])]
         if wrong:
             first = wrong[0]
             prompt = prompts[first.index % len(prompts)]
+            got = first.text if first.status == "ok" else \
+                f"{first.status}: {first.error} (text {first.text!r})"
             raise ConformanceError(
                 f"at {rate:.2f} requests/s {len(wrong)} sampled answers differ from the solo "
-                f"ones; request {first.index} ({prompt!r}): {first.text!r} vs alone "
+                f"ones; request {first.index} ({prompt!r}): {got!r} vs alone "
                 f"{solo[prompt]!r} [{render_context(ep.context)}]")
         row = infer_load.add(ep, f"rate {rate:.2f}/s", None, run, phases, fixed)
         rows.append((row, run))

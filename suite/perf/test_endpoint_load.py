@@ -10,8 +10,7 @@ import asyncio
 
 import pytest
 
-from infersuite.conformance.compare import ConformanceError, render_context
-from infersuite.serving.load import accepts_ignore_eos, build_stream_bodies, run_load
+from infersuite.serving.load import build_stream_bodies, run_load
 from infersuite.serving.server_metrics import compute_phase_means, scrape_phases
 
 pytestmark = [pytest.mark.perf, pytest.mark.endpoint, pytest.mark.infer_cases(serving=True)]
@@ -27,26 +26,14 @@ BUDGET_S = 60.0
 def test_endpoint_load(infer_endpoint, infer_perf, infer_load, concurrency):
     ep = infer_endpoint
     infer_load.check_target(ep)
-    prompts = ep.prompts
-    fixed = accepts_ignore_eos(ep.client, prompts[0])
-    extra = {"ignore_eos": True} if fixed else {}
-    solo = {p: ep.complete(p, max_tokens=MAX_TOKENS, **extra).text for p in prompts}
-    bodies = build_stream_bodies(ep.client, prompts, REQUESTS + WARMUP, MAX_TOKENS, **extra)
+    solo, extra, fixed = infer_load.solo_answers(ep, MAX_TOKENS)
+    bodies = build_stream_bodies(ep.client, ep.prompts, REQUESTS + WARMUP, MAX_TOKENS, **extra)
     before = scrape_phases(ep.client)
     run = asyncio.run(run_load(ep.client, bodies, concurrency=concurrency, warmup=WARMUP,
                                max_duration_s=BUDGET_S))
     phases = compute_phase_means(before, scrape_phases(ep.client))
-    # A sampled request that failed or was cut short is a wrong answer too.
-    wrong = [(t.index, prompts[t.index % len(prompts)],
-              t.text if t.status == "ok" else f"{t.status}: {t.error} (text {t.text!r})")
-             for t in run.measured[::CHECK_EVERY] if t.status != "not-sent"
-             and (t.status != "ok" or t.text != solo[prompts[t.index % len(prompts)]])]
-    if wrong:
-        index, prompt, text = wrong[0]
-        raise ConformanceError(
-            f"under load (concurrency {concurrency}) {len(wrong)} sampled answers differ from "
-            f"the solo ones; request {index} ({prompt!r}): {text!r} vs alone "
-            f"{solo[prompt]!r} [{render_context(ep.context)}]")
+    infer_load.check_answers(ep, run, solo, CHECK_EVERY, f"under load (concurrency "
+                                                         f"{concurrency})")
     row = infer_load.add(ep, f"concurrency {concurrency}", concurrency, run, phases, fixed)
     infer_perf.record(run.metrics(), primary="itl_s", group="endpoint load",
                       extra={"concurrency": concurrency, "server": ep.engine.info.get("server"),

@@ -12,9 +12,7 @@ import statistics
 
 import pytest
 
-from infersuite.conformance.compare import ConformanceError, render_context
 from infersuite.serving.load import (
-    accepts_ignore_eos,
     bisect_max_rate,
     build_stream_bodies,
     compute_arrival_times,
@@ -40,9 +38,7 @@ def test_endpoint_rate_sweep(infer_endpoint, infer_perf, infer_load):
     ep = infer_endpoint
     infer_load.check_target(ep)
     prompts = ep.prompts
-    fixed = accepts_ignore_eos(ep.client, prompts[0])
-    extra = {"ignore_eos": True} if fixed else {}
-    solo = {p: ep.complete(p, max_tokens=MAX_TOKENS, **extra).text for p in prompts}
+    solo, extra, fixed = infer_load.solo_answers(ep, MAX_TOKENS)
     probe = asyncio.run(run_load(ep.client, build_stream_bodies(ep.client, prompts, 20,
                                                                 MAX_TOKENS, **extra),
                                  concurrency=1, warmup=4))
@@ -63,18 +59,7 @@ def test_endpoint_rate_sweep(infer_endpoint, infer_perf, infer_load):
                                    requested_rate_per_s=rate,
                                    max_duration_s=arrivals[-1] + BUDGET_S))
         phases = compute_phase_means(before, scrape_phases(ep.client))
-        # A sampled request that failed or was cut short is a wrong answer too.
-        wrong = [t for t in run.measured[::CHECK_EVERY] if t.status != "not-sent" and (
-            t.status != "ok" or t.text != solo[prompts[t.index % len(prompts)]])]
-        if wrong:
-            first = wrong[0]
-            prompt = prompts[first.index % len(prompts)]
-            got = first.text if first.status == "ok" else \
-                f"{first.status}: {first.error} (text {first.text!r})"
-            raise ConformanceError(
-                f"at {rate:.2f} requests/s {len(wrong)} sampled answers differ from the solo "
-                f"ones; request {first.index} ({prompt!r}): {got!r} vs alone "
-                f"{solo[prompt]!r} [{render_context(ep.context)}]")
+        infer_load.check_answers(ep, run, solo, CHECK_EVERY, f"at {rate:.2f} requests/s")
         row = infer_load.add(ep, f"rate {rate:.2f}/s", None, run, phases, fixed)
         rows.append((row, run))
         ok, why = meets_slo(row["metrics"], infer_load.slo)

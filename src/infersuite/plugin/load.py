@@ -97,6 +97,38 @@ class LoadTable:
                         "this machine unless you pass --infer-allow-remote-load (make sure "
                         "you may load that server)", pytrace=False)
 
+    def solo_answers(self, ep: Any, max_tokens: int) -> tuple[dict[str, str], dict[str, Any],
+                                                              bool]:
+        """Each shipped prompt answered alone at temperature 0 (what answers under load must
+        equal), the extra request parameters for a fixed length (``ignore_eos`` where the
+        server takes it), and whether it does."""
+        from infersuite.serving.load import accepts_ignore_eos
+
+        fixed = accepts_ignore_eos(ep.client, ep.prompts[0])
+        extra = {"ignore_eos": True} if fixed else {}
+        solo = {p: ep.complete(p, max_tokens=max_tokens, **extra).text for p in ep.prompts}
+        return solo, extra, fixed
+
+    def check_answers(self, ep: Any, run: Any, solo: Mapping[str, str], every: int,
+                      where: str) -> None:
+        """Every `every`-th measured request must have come back whole and equal to its
+        prompt's solo answer: a failed or cut-short request is a wrong answer too, so a
+        load report never shows speed for wrong output."""
+        from infersuite.conformance.compare import ConformanceError, render_context
+
+        prompts = ep.prompts
+        wrong = [t for t in run.measured[::every] if t.status != "not-sent" and (
+            t.status != "ok" or t.text != solo[prompts[t.index % len(prompts)]])]
+        if wrong:
+            first = wrong[0]
+            prompt = prompts[first.index % len(prompts)]
+            got = first.text if first.status == "ok" else \
+                f"{first.status}: {first.error} (text {first.text!r})"
+            raise ConformanceError(
+                f"{where}: {len(wrong)} sampled answers differ from the solo ones; request "
+                f"{first.index} ({prompt!r}): {got!r} vs alone {solo[prompt]!r} "
+                f"[{render_context(ep.context)}]")
+
     def progress(self, text: str) -> None:
         """A progress line on the terminal while a sweep runs (output capture or not)."""
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")

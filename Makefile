@@ -8,9 +8,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/test.txt
 LOCK_PYTHON := 3.11
 PIP_TOOLS := pip-tools==7.6.2
-# On a host with an NVIDIA driver, reuse the host's CUDA torch; elsewhere install
-# the CPU build (a bare `torch` pulls several GB of CUDA packages).
-HAS_CUDA := $(shell command -v nvidia-smi >/dev/null 2>&1 && echo yes)
+# The CPU build of torch (a bare `torch` pulls several GB of CUDA packages).
 TORCH_CPU := torch==2.13.0
 TEST_SELECTION := tests suite -m "not gpu and not slow and not perf" -p no:cacheprovider
 # llama-cpp-python (the llama.cpp engine) installs from its sdist, compiling llama.cpp:
@@ -23,14 +21,8 @@ TEST_SELECTION := tests suite -m "not gpu and not slow and not perf" -p no:cache
 CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DLLAVA_BUILD=OFF
 export CMAKE_ARGS
 
-.PHONY: install test test-latest lock lock-vllm test-vllm bench engines lint clean
+.PHONY: install test test-latest lock lock-vllm test-vllm bench gpu engines lint clean
 
-ifeq ($(HAS_CUDA),yes)
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv --system-site-packages $(VENV)
-	$(BIN)/python -m pip install -q -e ".[test]"
-	touch $(STAMP)
-else
 $(STAMP): pyproject.toml $(LOCK)
 	@$(PYTHON) -c 'import platform, sys; v = "%d.%d" % sys.version_info[:2]; \
 		ok = v == "$(LOCK_PYTHON)" and platform.machine() == "x86_64"; \
@@ -41,7 +33,6 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(BIN)/python -m pip install -q --require-hashes -r $(LOCK)
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
-endif
 
 install: $(STAMP)
 
@@ -98,7 +89,7 @@ lock-vllm:
 bench: $(STAMP)
 	rm -rf reports/latest
 	$(BIN)/pytest suite -m "perf and not gpu and not slow" -p no:cacheprovider \
-		--infer-report-dir reports/latest $(BENCH_ARGS)
+		--infer-device cpu --infer-report-dir reports/latest $(BENCH_ARGS)
 	@slug=$$($(BIN)/python -c "from infersuite.baseline.fingerprint import compute_fingerprint; print(compute_fingerprint()['slug'])"); \
 	if [ -f baselines/$$slug.json ]; then \
 		echo "== this run vs baselines/$$slug.json"; \
@@ -109,6 +100,17 @@ bench: $(STAMP)
 	fi
 	@echo "== knee (reports/latest/knee.md)"
 	@$(BIN)/infersuite report reports/latest/knee.json
+
+# On a GPU host: no venv and no downloads. GPU_PYTHON is the python that holds CUDA torch
+# (an image's own); the project goes into it without its dependencies or build isolation,
+# from this checkout only, then the GPU suite runs on cuda. Missing optional packages
+# (gguf, kneed, llama-cpp-python, ...) skip their cases with a reason; the header lists them.
+GPU_PYTHON ?= python3
+GPU_REPORT ?= reports/gpu
+gpu:
+	$(GPU_PYTHON) -m pip install -q --no-deps --no-build-isolation --no-index -e .
+	$(GPU_PYTHON) -m pytest suite -m gpu -p no:cacheprovider --infer-device cuda \
+		--infer-report-dir $(GPU_REPORT) -rs $(GPU_ARGS)
 
 # Engines side by side on llama-tiny: conformance verdict, agreement with transformers
 # float32 and request latency per engine (reports/engines/engines.md).

@@ -43,6 +43,15 @@ CAPABILITIES = {
 }
 # Engines that are servers behind the OpenAI-compatible API: the endpoint modules run them.
 SERVING_ENGINES = ("openai", "llama.cpp-server", "vllm")
+# The optional Python packages (import names) each built-in engine needs, and how to get
+# them. The suite collects and runs without them: an engine whose packages are absent skips
+# its cases with this reason, and naming it with --infer-engine is a usage error.
+ENGINE_REQUIREMENTS: dict[str, tuple[tuple[str, ...], str]] = {
+    "onnxruntime": (("onnx", "onnxruntime"), "pip install 'infersuite[formats]'"),
+    "llama.cpp": (("llama_cpp", "gguf"), "pip install 'infersuite[formats,server]'"),
+    "llama.cpp-server": (("llama_cpp", "gguf", "fastapi", "uvicorn", "sse_starlette"),
+                         "pip install 'infersuite[formats,server]'"),
+}
 _SPEC_RE = re.compile(r"^(?P<name>[A-Za-z0-9_.\-]+)(?::(?P<args>.*))?$")
 
 
@@ -52,6 +61,28 @@ class EngineError(RuntimeError):
 
 class EngineUnsupported(EngineError):
     """The engine cannot run this case (a dtype, device or model it does not support)."""
+
+
+def find_missing_requirements(name: str) -> str | None:
+    """Why engine `name` cannot run here (its optional packages are not installed), or
+    None when it can; engines without a ENGINE_REQUIREMENTS entry always can."""
+    import importlib.util
+
+    if name not in ENGINE_REQUIREMENTS:
+        return None
+    modules, install = ENGINE_REQUIREMENTS[name]
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if not missing:
+        return None
+    return (f"engine {name} needs the Python package(s) {', '.join(missing)}, not installed "
+            f"here; {install} (or `make install`)")
+
+
+def require_installed(spec: EngineSpec) -> None:
+    """EngineUnsupported (the case skips, with the reason) when `spec`'s packages are absent."""
+    reason = find_missing_requirements(spec.name)
+    if reason is not None:
+        raise EngineUnsupported(reason)
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from infersuite.engines.base import (
     EngineError,
     EngineSpec,
     EngineUnsupported,
+    require_installed,
 )
 
 if TYPE_CHECKING:
@@ -272,8 +273,6 @@ def _arguments(spec: EngineSpec) -> dict[str, str]:
 
 
 def _check_case(context: EngineContext) -> None:
-    import importlib.util
-
     if context.device != "cpu":
         raise EngineUnsupported(f"engine {context.spec}: runs on the CPU only (this build of "
                                 f"llama-cpp-python); the case asks for {context.device}")
@@ -283,9 +282,7 @@ def _check_case(context: EngineContext) -> None:
     if context.tokenizer is None:
         raise EngineUnsupported(f"engine {context.spec}: {context.model_name} has no "
                                 "tokenizer, and llama.cpp loads no GGUF without a vocabulary")
-    if importlib.util.find_spec("llama_cpp") is None:
-        raise EngineError(f"engine {context.spec}: llama-cpp-python is not installed; "
-                          "`make install` (or pip install 'llama-cpp-python>=0.3')")
+    require_installed(context.spec)
 
 
 def write_model(context: EngineContext, quant: str) -> tuple[Path, Any]:

@@ -25,7 +25,6 @@ the rest raise), so the in-process modules do not run it and the endpoint module
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shlex
 import subprocess
@@ -40,6 +39,7 @@ from infersuite.engines.base import (
     EngineError,
     EngineSpec,
     EngineUnsupported,
+    require_installed,
 )
 
 if TYPE_CHECKING:
@@ -176,11 +176,7 @@ def create_llamacpp_server(context: EngineContext) -> Engine:
     if context.tokenizer is None:
         raise EngineUnsupported(f"engine {context.spec}: {context.model_name} has no "
                                 "tokenizer, and llama.cpp loads no GGUF without a vocabulary")
-    missing = [m for m in ("llama_cpp", "fastapi", "uvicorn", "sse_starlette")
-               if importlib.util.find_spec(m) is None]
-    if missing:
-        raise EngineError(f"engine {context.spec}: {', '.join(missing)} not installed; "
-                          "`make install` (or pip install 'llama-cpp-python[server]>=0.3')")
+    require_installed(context.spec)
     path, model = write_model(context, args["quant"])
     n_ctx = (_positive(context.spec, "n_ctx", args["n_ctx"]) if args["n_ctx"]
              else min(int(model.config.max_position_embeddings), MAX_DEFAULT_CTX))

@@ -27,6 +27,7 @@ from infersuite.engines.base import (
     EngineError,
     EngineSpec,
     EngineUnsupported,
+    require_installed,
 )
 
 if TYPE_CHECKING:
@@ -159,12 +160,7 @@ def _check_supported(context: EngineContext) -> list[str]:
         raise EngineUnsupported(f"engine {context.spec}: {context.dtype} is not supported; "
                                 "the ONNX exporter here writes float32 graphs only (run it "
                                 "with --infer-dtype float32)")
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError as exc:
-        raise EngineUnsupported(f"engine {context.spec}: {exc.name} is not installed "
-                                "(pip install 'infersuite[formats]')") from None
+    require_installed(context.spec)
     try:
         return ort_helpers.providers_for(context.device)
     except LookupError as exc:

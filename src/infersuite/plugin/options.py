@@ -328,7 +328,7 @@ def _check_models(settings: Settings) -> None:
 
 
 def _check_engines(settings: Settings) -> None:
-    from infersuite.engines.base import available_engines
+    from infersuite.engines.base import available_engines, find_missing_requirements
 
     known = available_engines()
     for spec in settings.engines:
@@ -337,6 +337,9 @@ def _check_engines(settings: Settings) -> None:
                 f"--infer-engine {spec}: unknown engine {spec.name!r}; known engines: "
                 f"{', '.join(sorted(known))} (third-party engines register under the "
                 "'infersuite.engines' entry-point group)")
+        missing = find_missing_requirements(spec.name)
+        if missing is not None:  # named on purpose: say so now rather than skip every case
+            raise pytest.UsageError(f"--infer-engine {spec}: {missing}")
 
 
 @pytest.hookimpl(tryfirst=True)

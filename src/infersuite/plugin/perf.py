@@ -72,6 +72,9 @@ class PerfState:
     # because answering it may import torch to probe CUDA.
     fingerprint_device: Callable[[], str | None] = lambda: None
     root: Path | None = None
+    # The devices of the selected perf items (set after collection): a `-m "not gpu"` run on
+    # a GPU host measures the CPU only, and is fingerprinted as the CPU.
+    measured_devices: frozenset[str] | None = None
     records: dict[str, PerfRecord] = field(default_factory=dict)
     benchmark_rounds: dict[str, PerfRecord] = field(default_factory=dict)  # plain benchmarks
     report: dict[str, Any] | None = None
@@ -90,29 +93,60 @@ class PerfState:
 perf_state_key = pytest.StashKey[PerfState]()
 
 
-def _fingerprint_device(config: pytest.Config) -> str | None:
+def _fingerprint_device(config: pytest.Config, state: PerfState) -> str | None:
+    """The CUDA device the run measures, or None when it measures the CPU only."""
     settings = get_settings(config)
     if settings.device == "cpu" or not probe_cuda(config)[0]:
         return None
+    if state.measured_devices is not None:
+        cuda = sorted(d for d in state.measured_devices if d.startswith("cuda"))
+        return cuda[0] if cuda else None
     return "cuda" if settings.device == "auto" else settings.device
 
 
-def _load_baselines(state: PerfState, any_device: bool) -> None:
+def _load_baselines(state: PerfState) -> None:
     if state.baseline_path is None and state.save_path is None:
         return
-    from infersuite.baseline.store import BaselineError, check_same_device, load_baseline
+    from infersuite.baseline.store import BaselineError, load_baseline
 
     try:
         if state.baseline_path is not None:
             state.baseline = load_baseline(state.baseline_path)
-            if not any_device:
-                check_same_device(state.baseline_path, state.baseline, state.get_fingerprint())
         if state.save_path is not None and state.save_path.exists():
             state.save_existing = load_baseline(state.save_path)
-            if not any_device:
-                check_same_device(state.save_path, state.save_existing, state.get_fingerprint())
     except BaselineError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def _check_baseline_devices(state: PerfState) -> None:
+    """A baseline of another device is a usage error (checked once the selection, and so
+    the measured device, is known)."""
+    from infersuite.baseline.store import BaselineError, check_same_device
+
+    try:
+        for path, data in ((state.baseline_path, state.baseline),
+                           (state.save_path, state.save_existing)):
+            if path is not None and data is not None:
+                check_same_device(path, data, state.get_fingerprint())
+    except BaselineError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Runs after -m/-k deselection: note which devices the selected perf items measure."""
+    state = config.stash.get(perf_state_key, None)
+    if state is None:
+        return
+    devices = set()
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        case = callspec.params.get("infer_case") if callspec is not None else None
+        if case is not None and item.get_closest_marker("perf") is not None:
+            devices.add(case.device)
+    state.measured_devices = frozenset(devices)
+    if not config.getoption("infer_baseline_any_device"):
+        _check_baseline_devices(state)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -127,10 +161,10 @@ def pytest_configure(config: pytest.Config) -> None:
         cpu_threads=config.getoption("infer_cpu_threads"),
         baseline_path=Path(baseline) if baseline else None,
         save_path=Path(save) if save else None,
-        fingerprint_device=lambda: _fingerprint_device(config),
         root=config.rootpath,
     )
-    _load_baselines(state, config.getoption("infer_baseline_any_device"))
+    state.fingerprint_device = lambda: _fingerprint_device(config, state)
+    _load_baselines(state)
     config.stash[perf_state_key] = state
 
 

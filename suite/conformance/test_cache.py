@@ -43,7 +43,13 @@ def test_cache_continuation(infer_case):
     prompt = max(infer_case.prompt_ids(), key=len)[:4]
     ids, mask = pad_left([prompt], 0)
     one_go = engine.forward_logits(ids, mask)[:, -1]
-    _, state = engine.prefill(ids[:, :3], mask[:, :3])
+    prefilled, state = engine.prefill(ids[:, :3], mask[:, :3])
+    assert tuple(prefilled.shape) == (1, 1, one_go.shape[-1]), (
+        f"prefill returned logits of shape {tuple(prefilled.shape)}; the protocol is the "
+        f"last prompt position only, (1, 1, {one_go.shape[-1]}) [{infer_case.id}]")
+    check_close(prefilled[:, -1], engine.forward_logits(ids[:, :3], mask[:, :3])[:, -1],
+                infer_case.tolerance, "prefill logits vs a plain forward pass",
+                {**infer_case.context, "position": 2}, axes=("row", "vocab"))
     saved = engine.fork(state)
     continued = engine.decode_step(state, ids[:, 3:], mask)[:, -1]
     check_close(continued, one_go, infer_case.tolerance,

@@ -134,7 +134,8 @@ def test_sampling_at_low_temperature_is_greedy(infer_case):
         # suppressed in greedy only: a sampled EOS shows as a divergence there.
         check_same_tokens(sampled, greedy, f"sampling at T={temperature} vs greedy",
                           {**infer_case.context, "temperature": temperature}, greedy_logits,
-                          tie_margin=max(30 * temperature, 2 * infer_case.tolerance.atol))
+                          tie_margin=max(30 * temperature, infer_case.tolerance.tie_margin(
+                              float(greedy_logits.abs().max()))))
 
 
 @engine_sampler
@@ -194,7 +195,10 @@ def test_top_p_sampling_stays_in_and_covers_nucleus(infer_case):
     """Draws come only from the nucleus, and every nucleus token is drawn."""
     _, logits = _sample_first_tokens(infer_case, n=1)
     probs = compute_softmax(logits)
-    choice = choose_top_p(probs)
+    # The nucleus is chosen on batch-1 logits and sampled at batch 1000, where reduced
+    # precision may reorder near-equal candidates: only an edge clear of a near-tie counts.
+    choice = choose_top_p(probs, tie_margin=max(
+        1e-2, infer_case.tolerance.tie_margin(float(np.abs(logits).max()))))
     nucleus = compute_nucleus(probs, choice.top_p)
     assert nucleus.tolist() == choice.nucleus.tolist()
     samples, _ = _sample_first_tokens(infer_case, n=1000, top_p=choice.top_p)

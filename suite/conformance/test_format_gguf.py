@@ -79,7 +79,7 @@ def _written(files, infer_case, qtype, format_report) -> GgufFile:
 
 def _source(infer_case, gguf_name: str, hf_name: str) -> np.ndarray:
     """The float32 source tensor in GGUF row order (Q/K permuted for llama)."""
-    array = infer_case.model.state_dict()[hf_name].float().numpy()
+    array = infer_case.model.state_dict()[hf_name].detach().float().cpu().numpy()
     config = infer_case.model.config
     kind = gguf_name.split(".")[-2]
     if gguf_architecture(config) == "llama" and kind in ("attn_q", "attn_k"):

@@ -144,8 +144,7 @@ def check_greedy_agreement(engine_tokens: torch.Tensor, reference_tokens: torch.
     step = int(mismatch[0, 0])
     got, want = int(engine_tokens[step]), int(reference_tokens[step])
     logits = reference_logits[step].double()
-    max_abs = float(logits.abs().max())
-    tie_margin = 2 * (tolerance.bound_for(max_abs) + tolerance.rtol * max_abs)
+    tie_margin = tolerance.tie_margin(float(logits.abs().max()))
     margin = float(logits[want] - logits[got])
     top = logits.topk(min(TOP_K, logits.shape[-1])).indices.tolist()
     if margin <= tie_margin and got in top:

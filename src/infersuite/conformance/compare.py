@@ -144,21 +144,24 @@ def check_greedy_runs(
     tol: Tolerance,
     what: str,
     context: Mapping[str, Any],
-) -> None:
-    """Two greedy runs, each (tokens [B, S], step logits [B, S, V]), agree.
+) -> list[Comparison]:
+    """Two greedy runs, each (tokens [B, S], step logits [B, S, V]), agree; returns each
+    row's logits comparison.
 
     Logits are compared at every step up to and including each row's first token
     divergence (after it the two runs continue different sequences, so later
-    logits are not comparable). A divergence passes only at a near-tie: the
-    reference's two candidates within twice the logits tolerance.
+    logits are not comparable). A divergence passes only at a near-tie
+    (``Tolerance.tie_margin``).
     """
     actual_tokens, actual_logits = actual
     expected_tokens, expected_logits = expected
+    results = []
     for row, stop in enumerate(first_divergence(actual_tokens, expected_tokens)):
         last = min(stop + 1, expected_tokens.shape[1])
-        check_close(actual_logits[row, :last], expected_logits[row, :last], tol,
-                    f"{what}: step logits", {**context, "row": row}, axes=("step", "vocab"))
-    max_abs = float(expected_logits.detach().abs().max())
-    tie_margin = 2 * (tol.bound_for(max_abs) + tol.rtol * max_abs)
+        results.append(check_close(actual_logits[row, :last], expected_logits[row, :last], tol,
+                                   f"{what}: step logits", {**context, "row": row},
+                                   axes=("step", "vocab")))
+    tie_margin = tol.tie_margin(float(expected_logits.detach().abs().max()))
     check_same_tokens(actual_tokens, expected_tokens, f"{what}: greedy tokens", context,
                       expected_logits, tie_margin=tie_margin)
+    return results

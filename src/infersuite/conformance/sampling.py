@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import numpy.typing as npt
@@ -64,25 +65,36 @@ class NucleusChoice:
 
 
 def choose_top_p(probs: FloatArray, min_size: int = 2, max_size: int = 5,
-                 min_relative_gap: float = 1e-2) -> NucleusChoice:
+                 tie_margin: float = 1e-2) -> NucleusChoice:
     """Pick top_p so the nucleus has a few tokens and is robust to rounding.
 
-    top_p sits halfway between the cumulative sums of sizes n-1 and n, and the
-    n-th and (n+1)-th probabilities must differ by min_relative_gap so a tiny
-    numeric difference cannot reorder the tokens at the nucleus' edge.
+    `tie_margin` is the near-tie rule in logits (``Tolerance.tie_margin``): the logits the
+    sampler sees may each differ from these by half of it (another batch size, another
+    kernel), which moves every probability, every cumulative sum C and every complement
+    1 - C by a factor within e^±tie_margin. A size n is taken only if that cannot change
+    the nucleus: the n-th and (n+1)-th tokens' logits differ by more than tie_margin (their
+    order holds), and the highest the cumulative sum of size n-1 can move to stays below
+    the lowest that of size n can; top_p sits halfway between the two.
     """
     order = np.argsort(-probs, kind="stable")
     sorted_probs = probs[order]
     cumulative = np.cumsum(sorted_probs)
+    grow, shrink = np.exp(tie_margin), np.exp(-tie_margin)
     for size in range(min_size, min(max_size, probs.size - 1) + 1):
         edge, outside = sorted_probs[size - 1], sorted_probs[size]
-        if edge - outside < min_relative_gap * edge:
+        if outside > 0 and np.log(edge / outside) <= tie_margin:
             continue
-        top_p = float((cumulative[size - 2] + cumulative[size - 1]) / 2)
+        below, above = cumulative[size - 2], cumulative[size - 1]
+        highest_below = min(below * grow, 1 - (1 - below) * shrink)
+        lowest_above = max(above * shrink, 1 - (1 - above) * grow)
+        if highest_below >= lowest_above:
+            continue
+        top_p = float((highest_below + lowest_above) / 2)
         return NucleusChoice(top_p, order[:size].astype(np.int64),
-                             float(sorted_probs[size - 1] / 2))
-    raise ValueError(f"no nucleus of {min_size}..{max_size} tokens has a clear edge "
-                     f"(top probabilities {sorted_probs[: max_size + 1].round(5).tolist()})")
+                             float(min(top_p - below, above - top_p)))
+    raise ValueError(f"no nucleus of {min_size}..{max_size} tokens has a clear edge at tie "
+                     f"margin {tie_margin:.3g} (top probabilities "
+                     f"{sorted_probs[: max_size + 1].round(5).tolist()})")
 
 
 def compute_counts(samples: Sequence[int] | IntArray, vocab_size: int) -> IntArray:
@@ -98,16 +110,27 @@ def compute_counts(samples: Sequence[int] | IntArray, vocab_size: int) -> IntArr
 class Bins:
     observed: IntArray
     expected: FloatArray
-    labels: tuple[str, ...]  # "token 17" or "pooled (n tokens)"
+    labels: tuple[str, ...]  # "token 17", "pooled (n tokens)" or "pooled ranks a-b (n tokens)"
     n_pooled_tokens: int
 
 
-def compute_bins(counts: IntArray, probs: FloatArray, min_expected: float = 5.0,
-                 names: Sequence[str] | None = None) -> Bins:
-    """One bin per token whose expected count reaches min_expected; the rest
-    pooled into one bin (merged with the smallest kept bin if still too small).
+MAX_TAIL_BINS = 20
 
-    Tokens with probability 0 go into the pooled bin, so a draw of an
+
+def compute_bins(counts: IntArray, probs: FloatArray, min_expected: float = 5.0,
+                 names: Sequence[str] | None = None, max_tail_bins: int = MAX_TAIL_BINS) -> Bins:
+    """One bin per token whose expected count reaches min_expected; the rest (the tail)
+    pooled by rank: cut in order of probability into up to `max_tail_bins` bins of equal
+    expected count, each at least 2·min_expected (one bin when the tail holds less; folded
+    into the smallest kept bin when it holds under min_expected).
+
+    Rank bins keep the test's power on flat distributions: on a 262k-token vocabulary at
+    2000 draws no single token reaches 5 expected draws, and one pooled bin would leave
+    nothing to compare, while a sampler that ignores the temperature moves mass between
+    the high- and low-rank bins. The bins depend only on the probabilities, never on the
+    draws, so the chi-square distribution of the statistic holds.
+
+    Tokens with probability 0 go into the last (lowest-rank) bin, so a draw of an
     impossible token shows up as observed > expected there.
     """
     n = int(counts.sum())
@@ -118,23 +141,33 @@ def compute_bins(counts: IntArray, probs: FloatArray, min_expected: float = 5.0,
     expected = probs * n
     keep = np.flatnonzero(expected >= min_expected)
     keep = keep[np.argsort(-expected[keep], kind="stable")]
-    pooled = np.setdiff1d(np.arange(probs.size), keep)
     observed = [int(counts[i]) for i in keep]
     exp_list = [float(expected[i]) for i in keep]
     labels = [f"token {int(i)}" if names is None else names[int(i)] for i in keep]
-    pool_obs, pool_exp = int(counts[pooled].sum()), float(expected[pooled].sum())
-    if pooled.size:
-        if pool_exp < min_expected and observed:
-            # Too little mass to stand alone: fold it into the smallest kept bin.
-            observed[-1] += pool_obs
-            exp_list[-1] += pool_exp
-            labels[-1] += f" + pooled ({pooled.size} tokens)"
-        else:
-            observed.append(pool_obs)
-            exp_list.append(pool_exp)
-            labels.append(f"pooled ({pooled.size} tokens)")
+    tail = np.setdiff1d(np.arange(probs.size), keep)
+    tail = tail[np.argsort(-probs[tail], kind="stable")]
+    tail_exp = float(expected[tail].sum())
+    if tail.size and tail_exp < min_expected and observed:
+        # Too little mass to stand alone: fold it into the smallest kept bin.
+        observed[-1] += int(counts[tail].sum())
+        exp_list[-1] += tail_exp
+        labels[-1] += f" + pooled ({tail.size} tokens)"
+    elif tail.size:
+        n_bins = max(1, min(max_tail_bins, int(tail_exp // (2 * min_expected))))
+        cumulative = np.cumsum(expected[tail])
+        # Each tail token expects < min_expected, so a cut lands within one token of its
+        # target and every bin keeps >= target - min_expected >= min_expected.
+        targets = tail_exp * np.arange(1, n_bins) / n_bins
+        edges = [0, *(np.searchsorted(cumulative, targets, side="left") + 1).tolist(),
+                 tail.size]
+        for lo, hi in pairwise(edges):
+            members = tail[lo:hi]
+            observed.append(int(counts[members].sum()))
+            exp_list.append(float(expected[members].sum()))
+            ranks = "" if n_bins == 1 else f" ranks {keep.size + lo + 1}-{keep.size + hi}"
+            labels.append(f"pooled{ranks} ({members.size} tokens)")
     return Bins(np.asarray(observed, dtype=np.int64), np.asarray(exp_list, dtype=np.float64),
-                tuple(labels), int(pooled.size))
+                tuple(labels), int(tail.size))
 
 
 @dataclass(frozen=True)

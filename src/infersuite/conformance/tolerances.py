@@ -17,6 +17,13 @@ class Tolerance:
     def bound_for(self, max_abs_expected: float) -> float:
         return max(self.atol, self.scale_fraction * max_abs_expected)
 
+    def tie_margin(self, max_abs_logit: float) -> float:
+        """The near-tie rule, one definition for every greedy and top-p check: two
+        candidates whose logits differ by at most this may legitimately swap, since each
+        may move by the bound this tolerance allows on a logit of that magnitude (the
+        dtype-scale term included: bf16 rounding grows with the logits)."""
+        return 2 * (self.bound_for(max_abs_logit) + self.rtol * max_abs_logit)
+
     def describe(self) -> str:
         text = f"atol={self.atol:g}, rtol={self.rtol:g}"
         if self.scale_fraction:

@@ -184,7 +184,9 @@ class Engine(ABC):
 
     def prefill(self, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor) -> tuple[torch.Tensor, Any]:
-        """(logits [B, T, V], cache state) for the prompt."""
+        """(logits [B, 1, V] of the prompt's last position, cache state) for the prompt:
+        only the last position's logits are needed, and computing all T of them costs
+        T·V per row (262k-token vocabularies make that the largest tensor of prefill)."""
         raise self._missing("cache")
 
     def decode_step(self, state: Any, input_ids: torch.Tensor,

@@ -62,16 +62,18 @@ def cache_kwargs(model: PreTrainedModel, cache: object) -> dict[str, object]:
 
 
 def _forward(model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-             cache: object | None = None) -> torch.Tensor:
+             cache: object | None = None, last_only: bool = False) -> torch.Tensor:
     """One forward pass in inference mode, positions from the mask (the last
-    ``input_ids.shape[1]`` of them); with `cache`, on top of it (mutated in place)."""
+    ``input_ids.shape[1]`` of them); with `cache`, on top of it (mutated in place);
+    `last_only`: the LM head runs on the last position alone (``logits_to_keep=1``)."""
     import torch
 
     position_ids = position_ids_from_mask(attention_mask)[:, -input_ids.shape[1]:]
     with torch.inference_mode():
         out = model(input_ids=input_ids, attention_mask=attention_mask,
                     position_ids=position_ids, use_cache=cache is not None,
-                    **({} if cache is None else cache_kwargs(model, cache)))
+                    **({} if cache is None else cache_kwargs(model, cache)),
+                    **({"logits_to_keep": 1} if last_only else {}))
     return out.logits.float()
 
 
@@ -126,11 +128,12 @@ def generate_greedy(
 def prefill(
     model: PreTrainedModel, input_ids: torch.Tensor, attention_mask: torch.Tensor
 ) -> tuple[torch.Tensor, object]:
-    """Run the prompt with a fresh cache; returns (logits [B, T, V], cache)."""
+    """Run the prompt with a fresh cache; returns (logits [B, 1, V] of the last position,
+    cache), as generation's prefill does."""
     from transformers import DynamicCache
 
     cache = DynamicCache(config=model.config)
-    return _forward(model, input_ids, attention_mask, cache), cache
+    return _forward(model, input_ids, attention_mask, cache, last_only=True), cache
 
 
 def decode_step(

@@ -223,7 +223,7 @@ class LlamaCppEngine(Engine):
 
         logits, snapshots = [], []
         for row in self._rows(input_ids, attention_mask):
-            logits.append(self._run(row))
+            logits.append(self._run(row)[-1:])
             snapshots.append(self.llm.save_state())
         return torch.from_numpy(np.stack(logits)), snapshots
 

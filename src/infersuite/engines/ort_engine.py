@@ -113,7 +113,7 @@ class OrtEngine(Engine):
                 attention_mask: torch.Tensor) -> tuple[torch.Tensor, State]:
         decoder = self._require_decoder("cache")
         state = decoder.empty_past(input_ids.shape[0])
-        return self.decode_step(state, input_ids, attention_mask), state
+        return self.decode_step(state, input_ids, attention_mask)[:, -1:], state
 
     def decode_step(self, state: State, input_ids: torch.Tensor,
                     attention_mask: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,9 @@
 
 One model per device: the first CPU model at its first dtype (llama-tiny, float32 by
 default); on CUDA gemma3-270m-shape in bfloat16 unless --infer-model/--infer-dtype say
-otherwise. Results go to the ``knee_recorder``; knee.json/knee.md/plots are written at
+otherwise. Each hf-family engine sweeps its own generate(): ``--infer-engine hf-compiled``
+adds the static-cache, torch.compile path (CUDA graphs on a GPU), whose first run at each
+batch size compiles (the sweep's warm-up round takes it). Results go to the ``knee_recorder``; knee.json/knee.md/plots are written at
 session end.
 """
 
@@ -12,6 +14,7 @@ import statistics
 
 import pytest
 
+from infersuite.engines.hf_engine import HFEngine
 from infersuite.measure.arrivals import DRIVER_NOTE, run_poisson_sweep
 from infersuite.measure.sweep import SweepLimits, powers_of_two, run_batch_sweep
 from infersuite.measure.sweep_hf import HFSweepRunner, build_fixed_prompt, describe_model_facts
@@ -26,15 +29,22 @@ PROMPT_INDEX = 3
 
 
 def _runner(case: InferCase) -> HFSweepRunner:
+    """transformers' generate() as the case's engine runs it: eager (hf) or with a static
+    cache and torch.compile (hf-compiled); other engines have no batch sweep here."""
+    engine = case.engine
+    if not isinstance(engine, HFEngine):
+        pytest.skip(f"engine {engine.spec}: the batch sweep drives transformers' generate(); "
+                    "this engine has none")
     prompt = build_fixed_prompt(case.prompt_ids()[PROMPT_INDEX], PROMPT_TOKENS)
-    return HFSweepRunner(case.model, prompt, NEW_TOKENS, case.case.device)
+    return HFSweepRunner(engine.model, prompt, NEW_TOKENS, case.case.device,
+                         engine.generate_kwargs())
 
 
 def test_batch_size_knee(infer_case, knee_recorder, benchmark):
-    infer_case.require("transformers")  # times transformers calls directly
     device = infer_case.case.device
     runner = _runner(infer_case)
-    knee_recorder.calibration(device)  # before the sweep, so its budget is the sweep's own
+    # Before the sweep, so its budget is the sweep's own; in the case's dtype (MFU's peak).
+    knee_recorder.calibration(device, infer_case.case.dtype)
     benchmark.group = "knee sweep"
     benchmark.extra_info.update({**infer_case.context, "batch": 1, "n_new_tokens": NEW_TOKENS})
     benchmark.pedantic(runner.generate, args=(1,), iterations=1, rounds=10, warmup_rounds=2)
@@ -52,7 +62,6 @@ def test_poisson_concurrency(infer_case, knee_recorder):
     """Requests arrive as a seeded Poisson process at rates from 0.5x to 16x the batch-1
     service rate; a dynamic batching loop serves them (see measure/arrivals.py for why this
     is not transformers' continuous batching)."""
-    infer_case.require("transformers")  # times transformers calls directly
     device = infer_case.case.device
     runner = _runner(infer_case)
     single_s = statistics.median(runner.generate(1) for _ in range(3))

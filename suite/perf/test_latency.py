@@ -6,7 +6,7 @@ import pytest
 
 from infersuite.engines import hf
 from infersuite.measure.clocks import timeline_kind
-from infersuite.measure.memory import compute_memory_snapshot, reset_cuda_peaks
+from infersuite.measure.memory import compute_memory_snapshot, reset_peaks
 from infersuite.measure.records import compute_request_metrics
 from infersuite.measure.request import run_timed_request
 
@@ -24,7 +24,7 @@ def _kv_cache_after(case, prompt_len: int, n_new: int):
 def test_request_latency(benchmark, infer_perf, infer_case, perf_request):
     infer_case.require("stream")
     engine, device = infer_case.engine, infer_case.case.device
-    reset_cuda_peaks(device)
+    peak_scope = reset_peaks(device)  # this case's peaks, not the run's so far
     timings = infer_perf.measure(
         benchmark, lambda: run_timed_request(engine, perf_request, N_NEW_TOKENS),
         rounds=infer_perf.rounds(80), warmup_rounds=infer_perf.warmup(3))
@@ -36,6 +36,7 @@ def test_request_latency(benchmark, infer_perf, infer_case, perf_request):
     if "transformers" in engine.capabilities:
         memory = compute_memory_snapshot(
             infer_case.model, _kv_cache_after(infer_case, prompt_len, N_NEW_TOKENS), device)
+        memory["peak_scope"] = peak_scope
     infer_perf.record(
         compute_request_metrics(timings), primary="e2e_s", group="latency",
         extra={**infer_case.context, **engine.describe(), "n_new_tokens": N_NEW_TOKENS,

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from infersuite.engines import hf
-from infersuite.measure.clocks import make_timeline, synchronize
+from infersuite.measure.clocks import time_region
 
 pytestmark = pytest.mark.perf
 
@@ -15,12 +15,7 @@ PROMPT_LENGTHS = (16, 64, 192)  # the zoo's tiny models have 256 positions
 
 
 def _timed_prefill(model, ids, mask, device: str) -> float:
-    synchronize(device)
-    timeline = make_timeline(device)
-    timeline.mark("start")
-    hf.prefill(model, ids, mask)
-    timeline.mark("end")
-    return timeline.resolve_s()[-1]
+    return time_region(lambda: hf.prefill(model, ids, mask), device)[1]
 
 
 @pytest.mark.parametrize("prompt_len", PROMPT_LENGTHS)

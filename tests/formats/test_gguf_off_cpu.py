@@ -38,7 +38,6 @@ def test_gguf_checks_move_weights_to_the_host(pytester, copy_suite_module,
 def test_the_off_cpu_weights_do_refuse_numpy():
     """Control: the planted tensors fail where a CUDA tensor would."""
     import torch
-
     from tests.offcpu import off_cpu
 
     with pytest.raises(TypeError, match="can't convert cuda:0 device type tensor to numpy"):

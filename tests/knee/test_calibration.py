@@ -110,3 +110,36 @@ def test_knee_sweep_fails_when_one_calibration_fails(pytester, copy_suite_module
     result.assert_outcomes(failed=1, deselected=1)
     result.stdout.fnmatch_lines([f"*CalibrationError: calibration {name} on cpu failed: "
                                  f"RuntimeError: planted: {target} fault*"])
+
+
+def test_gemm_runs_in_the_case_dtype(monkeypatch):
+    """MFU's peak is the peak of the case's arithmetic: a bfloat16 case calibrates a
+    bfloat16 GEMM, a float32 case a float32 one (the device default is not used)."""
+    seen = []
+    real = calibration.measure_gemm
+
+    def spy(device, n, dtype, rounds, warmup):
+        seen.append(dtype)
+        return real(device, n, dtype, rounds, warmup)
+
+    monkeypatch.setattr(calibration, "measure_gemm", spy)
+    assert run_calibration("cpu", dtype="bfloat16", **SMALL).gemm_dtype == "bfloat16"
+    assert run_calibration("cpu", dtype="float32", **SMALL).gemm_dtype == "float32"
+    assert seen == ["bfloat16", "float32"]
+
+
+def test_knee_recorder_calibrates_once_per_device_and_dtype(monkeypatch):
+    from infersuite.plugin.knee import KneeRecorder
+
+    calls = []
+
+    def fake(device, dtype=None, **kwargs):
+        calls.append((device, dtype))
+        return run_calibration(device, dtype=dtype, **SMALL)
+
+    monkeypatch.setattr(calibration, "run_calibration", fake)
+    recorder = KneeRecorder(max_batch=None, budget_s=None, slo_ms=None, slo_factor=2.0)
+    for dtype in ("float32", "bfloat16", "float32"):
+        assert recorder.calibration("cpu", dtype).gemm_dtype == dtype
+    assert calls == [("cpu", "float32"), ("cpu", "bfloat16")]
+    assert set(recorder.calibration_dicts()) == {"cpu/float32", "cpu/bfloat16"}

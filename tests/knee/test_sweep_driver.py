@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from infersuite.measure.arrivals import (
     compute_poisson_arrivals,
@@ -30,16 +31,21 @@ class FakeRunner:
     """Round time 10 ms + 1 ms per request; raises ``fail`` at ``fail_at``."""
 
     def __init__(self, clock: FakeClock, fail_at: int | None = None,
-                 fail: BaseException | None = None, slow_at: int | None = None) -> None:
+                 fail: BaseException | None = None, slow_at: int | None = None,
+                 slow_first: bool = True) -> None:
         self.clock, self.fail_at, self.fail, self.slow_at = clock, fail_at, fail, slow_at
+        self.slow_first = slow_first
         self.calls: list[int] = []
 
     def generate(self, batch: int) -> float:
+        first = batch not in self.calls  # a new shape's first run is slow (allocations...)
         self.calls.append(batch)
         if batch == self.fail_at:
             assert self.fail is not None
             raise self.fail
         seconds = 100.0 if batch == self.slow_at else 0.010 + 0.001 * batch
+        if first and self.slow_first:
+            seconds += 0.5
         self.clock.t += seconds
         return seconds
 
@@ -54,19 +60,38 @@ def test_powers_of_two():
         powers_of_two(0)
 
 
+def _cpu_allocation_failure() -> RuntimeError:
+    """What torch's CPU allocator really raises when malloc fails."""
+    import torch
+
+    try:
+        torch.empty(2**50, dtype=torch.uint8)
+    except RuntimeError as exc:
+        return exc
+    raise AssertionError("a 1 PiB allocation succeeded")
+
+
 @pytest.mark.parametrize("exc", [
-    MemoryError(), RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"),
-    RuntimeError("[enforce fail at alloc_cpu.cpp] DefaultCPUAllocator: can't allocate memory: "
-                 "you tried to allocate 1 bytes. Error code 12 (Cannot allocate memory) "
-                 "out of memory"),
+    MemoryError(), torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    torch.cuda.OutOfMemoryError("CUDA out of memory."),
 ])
-def test_out_of_memory_is_recognised(exc):
+def test_out_of_memory_is_recognised_by_type(exc):
     assert is_out_of_memory(exc)
 
 
-def test_other_errors_are_not_out_of_memory():
-    assert not is_out_of_memory(RuntimeError("shape mismatch"))
-    assert not is_out_of_memory(ValueError("out of memory"))
+def test_cpu_allocator_failure_is_out_of_memory():
+    exc = _cpu_allocation_failure()
+    assert type(exc) is RuntimeError
+    assert is_out_of_memory(exc)
+
+
+@pytest.mark.parametrize("exc", [
+    RuntimeError("shape mismatch"), ValueError("out of memory"),
+    RuntimeError("CUDA out of memory"),  # the words alone, not torch's OutOfMemoryError
+    RuntimeError("CUDA error: an illegal memory access was encountered"),
+])
+def test_other_errors_are_not_out_of_memory(exc):
+    assert not is_out_of_memory(exc)
 
 
 def test_full_sweep_rounds_samples_and_throughput():
@@ -84,7 +109,23 @@ def test_full_sweep_rounds_samples_and_throughput():
     assert sweep_point.latency_p99_upper == pytest.approx(0.011)
 
 
-@pytest.mark.parametrize("fail", [MemoryError("no"), RuntimeError("CUDA out of memory")])
+def test_each_point_warms_up_before_its_timed_rounds():
+    """The first run at each batch size (slower by 0.5 s here) is not among its samples;
+    without the warm-up round it would be every point's worst sample."""
+    clock = FakeClock()
+    runner = FakeRunner(clock)
+    points = run_batch_sweep(runner, [1, 2, 4], 8, SweepLimits(budget_s=1e6, max_rounds=5),
+                             now=clock)
+    assert [len(p.round_s) for p in points] == [5, 5, 5]
+    assert runner.calls == [1] * 6 + [2] * 6 + [4] * 6
+    assert all(max(p.round_s) < 0.1 for p in points)
+    cold = run_batch_sweep(FakeRunner(FakeClock()), [1], 8,
+                           SweepLimits(budget_s=1e6, max_rounds=5, warmup_rounds=0),
+                           now=FakeClock())
+    assert max(cold[0].round_s) > 0.5  # control: the cold run lands in the samples
+
+
+@pytest.mark.parametrize("fail", [MemoryError("no"), torch.OutOfMemoryError("CUDA out of memory")])
 def test_oom_point_is_recorded_and_ends_the_sweep(fail):
     clock = FakeClock()
     runner = FakeRunner(clock, fail_at=4, fail=fail)
@@ -141,7 +182,7 @@ def test_poisson_point_batches_what_has_arrived():
 def test_poisson_sweep_records_oom_and_stops():
     def serve(batch: int) -> float:
         if batch > 2:
-            raise RuntimeError("CUDA out of memory")
+            raise torch.OutOfMemoryError("CUDA out of memory")
         return 0.01
 
     points = run_poisson_sweep(serve, [1.0, 10_000.0, 20_000.0], n_requests=20, max_batch=8,

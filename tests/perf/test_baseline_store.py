@@ -121,3 +121,28 @@ def test_gpu_slug():
     assert compute_slug("x", 16, {"name": "NVIDIA H200", "memory_bytes": 141 * 2**30}) == \
         "nvidia-h200-141gb"
     assert compute_slug("AMD EPYC 7B13 64-Core Processor", 2, None) == "cpu-amd-epyc-7b13-2c"
+
+
+def test_fingerprint_records_tf32_and_sdpa_backends():
+    """TF32 and the SDPA backends change a GPU's float32 results and speed: both are in
+    the fingerprint, and flipping them shows there."""
+    import torch
+
+    from infersuite.baseline.fingerprint import compute_fingerprint
+
+    matmul = torch.backends.cuda.matmul
+    tf32, flash = matmul.allow_tf32, torch.backends.cuda.flash_sdp_enabled()
+    try:
+        matmul.allow_tf32 = False
+        torch.backends.cuda.enable_flash_sdp(True)
+        before = compute_fingerprint()["torch_settings"]
+        matmul.allow_tf32 = True
+        torch.backends.cuda.enable_flash_sdp(False)
+        after = compute_fingerprint()["torch_settings"]
+    finally:
+        matmul.allow_tf32 = tf32
+        torch.backends.cuda.enable_flash_sdp(flash)
+    assert (before["tf32_matmul"], before["float32_matmul_precision"]) == (False, "highest")
+    assert (after["tf32_matmul"], after["float32_matmul_precision"]) == (True, "high")
+    assert "flash" in before["sdpa_backends_enabled"]
+    assert "flash" not in after["sdpa_backends_enabled"]

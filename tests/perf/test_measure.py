@@ -12,7 +12,7 @@ from infersuite.engines import hf
 from infersuite.engines.base import EngineSpec
 from infersuite.engines.hf_engine import HFEngine
 from infersuite.measure.clocks import HostTimeline, make_timeline
-from infersuite.measure.hooks import TokenMarkProcessor, TokenMarkStreamer
+from infersuite.measure.hooks import TokenMarkProcessor, token_mark_hooks
 from infersuite.measure.memory import kv_cache_bytes, weight_bytes
 from infersuite.measure.records import compute_request_metrics
 from infersuite.measure.request import RequestInput, run_timed_request
@@ -30,14 +30,12 @@ def _scripted_clock(stamps_ms):
 
 def test_fake_clock_gives_exact_request_metrics():
     timeline = HostTimeline(_scripted_clock([0, 1, 2, 10, 13, 17, 18, 20]))
-    streamer = TokenMarkStreamer(lambda: timeline.mark("token"))
+    processor = TokenMarkProcessor(lambda: timeline.mark("token"))
     timeline.mark("start")
     timeline.mark("tokenized")
     timeline.mark("padded")
-    streamer.put("prompt ids")  # generate's first put is the prompt: no mark
     for _ in range(3):
-        streamer.put("token ids")
-    streamer.end()
+        processor("input ids", "scores")  # once per step, after its forward pass
     timeline.mark("generated")
     timeline.mark("end")
     timing = compute_request_timing(timeline.labels(), timeline.resolve_s())
@@ -134,6 +132,15 @@ def test_text_request_includes_tokenize_stage(tiny):
     assert timing.n_generated == 3
 
 
+def test_token_marks_are_the_same_hook_on_every_device():
+    """One TTFT definition: the mark is the logits processor on the CPU and on CUDA alike;
+    no streamer (whose host copy marks later, and synchronizes on a GPU)."""
+    hooks = token_mark_hooks(lambda: None)
+    assert set(hooks) == {"logits_processor"}
+    assert isinstance(hooks["logits_processor"][0], TokenMarkProcessor)
+    assert token_mark_hooks(None) == {}
+
+
 def test_logits_processor_marks_each_step(tiny):
     timeline = HostTimeline()
     processor = TokenMarkProcessor(lambda: timeline.mark("token"))
@@ -155,3 +162,22 @@ def test_weight_and_kv_cache_bytes(tiny):
     _, cache = hf.prefill(tiny.model, ids, mask)
     expected = compute_kv_cache_bytes(describe_cache_layers(tiny.model.config, 1, 5), 4)
     assert kv_cache_bytes(cache) == expected
+
+
+def test_peak_host_memory_is_per_measurement():
+    """A 256 MiB allocation raises the peak; without a reset the peak keeps it after the
+    memory is freed (the run-long figure the report used to carry), after reset_peaks the
+    next measurement's peak no longer includes it."""
+    import numpy as np
+
+    from infersuite.measure.memory import peak_host_rss_bytes, reset_peaks
+
+    if reset_peaks("cpu") != "measurement":
+        pytest.skip("this kernel cannot reset the peak RSS (/proc/self/clear_refs)")
+    big = np.ones(256 * 2**20 // 8)
+    with_big = peak_host_rss_bytes()
+    del big
+    assert peak_host_rss_bytes() > with_big - 2**20  # control: freed, still the peak
+    assert reset_peaks("cpu") == "measurement"
+    after = peak_host_rss_bytes()
+    assert with_big - after > 200 * 2**20, (with_big, after)

@@ -95,6 +95,29 @@ def _nvidia_driver() -> str | None:
     return first[0].strip() if out.returncode == 0 and first else None
 
 
+def read_torch_settings() -> dict[str, Any] | None:
+    """The process-wide torch switches that change GPU arithmetic or kernels: TF32 for
+    float32 matmuls and convolutions, reduced-precision reductions in half GEMMs, and
+    which scaled-dot-product-attention backends torch may pick (it picks among the enabled
+    ones per call, by shape and dtype). None without torch."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    matmul, sdpa = torch.backends.cuda.matmul, torch.backends.cuda
+    return {
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "tf32_matmul": bool(matmul.allow_tf32),
+        "tf32_cudnn": bool(torch.backends.cudnn.allow_tf32),
+        "fp16_reduced_precision_reduction": bool(matmul.allow_fp16_reduced_precision_reduction),
+        "bf16_reduced_precision_reduction": bool(matmul.allow_bf16_reduced_precision_reduction),
+        "sdpa_backends_enabled": [name for name, enabled in (
+            ("flash", sdpa.flash_sdp_enabled()),
+            ("mem_efficient", sdpa.mem_efficient_sdp_enabled()),
+            ("cudnn", sdpa.cudnn_sdp_enabled()), ("math", sdpa.math_sdp_enabled())) if enabled],
+    }
+
+
 def slugify(text: str) -> str:
     text = re.sub(r"\((r|tm)\)", "", text.lower())
     text = re.sub(r"\b(cpu|processor|\d+-core)\b", " ", text)
@@ -132,5 +155,6 @@ def compute_fingerprint(device: str | None = None, root: Path | None = None) -> 
             "pytest-benchmark": _version("pytest-benchmark"),
             "infersuite": _version("infersuite"),
         },
+        "torch_settings": read_torch_settings(),
         "git_commit": _git_commit(root),
     }

@@ -109,19 +109,14 @@ class HFEngine(Engine):
 
     def generate_stream(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                         n_new: int, on_token: Callable[[], None] | None) -> torch.Tensor:
-        """transformers' own generate(). On the CPU a streamer calls `on_token` as each
-        step's ids reach the host; on CUDA a logits processor calls it right after each
-        forward pass, since the streamer's copy to the host would synchronize every step.
-        Without `on_token` nothing is hooked in (the uninstrumented twin)."""
+        """transformers' own generate(); a logits processor calls `on_token` right after
+        each step's forward pass, on every device (measure/hooks.py). Without `on_token`
+        nothing is hooked in (the uninstrumented twin)."""
         import torch
 
-        from infersuite.measure.hooks import TokenMarkProcessor, TokenMarkStreamer
+        from infersuite.measure.hooks import token_mark_hooks
 
-        hooks: dict[str, Any] = {}
-        if on_token is not None and self.device.startswith("cuda"):
-            hooks["logits_processor"] = [TokenMarkProcessor(on_token)]
-        elif on_token is not None:
-            hooks["streamer"] = TokenMarkStreamer(on_token)
+        hooks = token_mark_hooks(on_token)
         ids, mask = self._on_device(input_ids, attention_mask)
         with self._attention(), torch.inference_mode():
             out = self.model.generate(

@@ -1,9 +1,11 @@
 """In-run calibration of a device: GEMM FLOP/s and device-to-device copy bytes/s.
 
-GEMM: ``c = a @ b`` with square n x n operands, FLOPs = 2·n³ (bf16 n=8192 on CUDA,
-fp32 n=1024 on the CPU). Copy: ``dst.copy_(src)``, bytes = 2·numel·element size (read +
-write). Each is warmed up, then timed per round (CUDA events on a GPU, perf_counter on
-the CPU); the figure kept is the best round (a peak is what the hardware *can* do), the
+GEMM: ``c = a @ b`` with square n x n operands, FLOPs = 2·n³, in the dtype of the case
+it calibrates (n=8192 on CUDA, 1024 on the CPU): MFU divides by the peak of the arithmetic
+the model runs, and a GPU's float32 (TF32 or not), bf16 and fp16 peaks differ by up to
+16x. Copy: ``dst.copy_(src)``, bytes = 2·numel·element size (read + write). Each is
+warmed up, then timed per round (CUDA events on a GPU, perf_counter on the CPU); the figure
+kept is the best round (a peak is what the hardware *can* do), the
 median is kept alongside.
 
 A calibration that raises is never skipped or left out: MBU and MFU divide by both peaks,
@@ -130,15 +132,17 @@ def _calibrate(name: str, device: str, measure: Callable[..., T], *args: Any) ->
 
 
 def run_calibration(device: str, rounds: int = 5, warmup: int = 2,
-                    gemm_n: int | None = None, copy_bytes: int | None = None) -> Calibration:
-    """GEMM FLOP/s and copy bytes/s of ``device``; on CUDA out-of-memory the sizes halve.
+                    gemm_n: int | None = None, copy_bytes: int | None = None,
+                    dtype: str | None = None) -> Calibration:
+    """GEMM FLOP/s (in `dtype`, default GEMM_DTYPE of the device kind) and copy bytes/s of
+    ``device``; on CUDA out-of-memory the sizes halve.
 
     Raises CalibrationError when either calibration fails (see the module docstring)."""
     import torch
 
     kind = _kind(device)
     n = gemm_n or GEMM_N[kind]
-    dtype = GEMM_DTYPE[kind]
+    dtype = dtype or GEMM_DTYPE[kind]
     nbytes = copy_bytes or COPY_BYTES[kind]
     while True:
         try:

@@ -95,3 +95,14 @@ def make_timeline(device: str, now_ns: Callable[[], int] | None = None) -> Timel
 
 def timeline_kind(device: str) -> str:
     return CudaEventTimeline.kind if is_cuda_device(device) else HostTimeline.kind
+
+
+def time_region(fn: Callable[[], Any], device: str) -> tuple[Any, float]:
+    """(fn(), seconds) between two marks of a timeline after a synchronize: CUDA events on a
+    GPU, the host clock elsewhere, the same boundaries as a request's timeline."""
+    synchronize(device)
+    timeline = make_timeline(device)
+    timeline.mark("start")
+    out = fn()
+    timeline.mark("end")
+    return out, timeline.resolve_s()[-1]

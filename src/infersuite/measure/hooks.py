@@ -1,9 +1,11 @@
-"""Per-token marks from inside `generate`: a streamer (host clock) or a logits processor.
+"""Per-token marks from inside `generate`, one definition on every device: a logits
+processor that runs once per step right after the forward pass (the step's logits are
+ready), before token selection. On CUDA the mark is an event recorded without waiting; on
+the host it is a clock read at the same point.
 
-`BaseStreamer.put()` is called first with the prompt, then once per decoding step with that
-step's token ids (copied to the host). On CUDA that copy is itself a synchronization, so
-there the suite marks from a LogitsProcessor instead: it runs once per step right after the
-forward pass, before token selection, and records a CUDA event without waiting.
+A streamer would mark later (``BaseStreamer.put()`` gets the step's ids after they are
+copied to the host), and on CUDA that copy is a synchronization every step: TTFT and ITL
+would then mean different things on a CPU and on a GPU.
 """
 
 from __future__ import annotations
@@ -12,26 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 from transformers import LogitsProcessor
-from transformers.generation.streamers import BaseStreamer
-
-
-class TokenMarkStreamer(BaseStreamer):
-    """Calls `on_token()` for every generated step (the prompt's put is skipped)."""
-
-    def __init__(self, on_token: Callable[[], None]) -> None:
-        self.on_token = on_token
-        self._prompt_seen = False
-        self.n_steps = 0
-
-    def put(self, value: Any) -> None:
-        if not self._prompt_seen:
-            self._prompt_seen = True
-            return
-        self.on_token()
-        self.n_steps += 1
-
-    def end(self) -> None:
-        """Nothing to flush: marks are already on the timeline."""
 
 
 class TokenMarkProcessor(LogitsProcessor):
@@ -49,3 +31,8 @@ class TokenMarkProcessor(LogitsProcessor):
         self.on_token()
         self.n_steps += 1
         return scores
+
+
+def token_mark_hooks(on_token: Callable[[], None] | None) -> dict[str, Any]:
+    """The keywords that make ``generate`` call `on_token` once per step (none without it)."""
+    return {} if on_token is None else {"logits_processor": [TokenMarkProcessor(on_token)]}

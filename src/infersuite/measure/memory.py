@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from infersuite.measure.clocks import is_cuda_device
@@ -15,8 +16,32 @@ def host_rss_bytes() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
+def reset_host_peak() -> bool:
+    """Start this process's peak RSS afresh (Linux: "5" to /proc/self/clear_refs resets
+    VmHWM); False where that is not possible, and the peak then covers the process's life."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return _read_vm_hwm() is not None
+
+
+def _read_vm_hwm() -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def peak_host_rss_bytes() -> int | None:
-    """Peak RSS of this process over its lifetime (getrusage; None where unavailable)."""
+    """Peak RSS since the last reset_host_peak (VmHWM), or over the process's life
+    (getrusage) where there is no VmHWM; None where neither exists."""
+    hwm = _read_vm_hwm()
+    if hwm is not None:
+        return hwm
     try:
         import resource
     except ImportError:  # Windows
@@ -26,11 +51,15 @@ def peak_host_rss_bytes() -> int | None:
     return int(peak) if sys.platform == "darwin" else int(peak) * 1024
 
 
-def reset_cuda_peaks(device: str) -> None:
+def reset_peaks(device: str) -> str:
+    """Reset the host's and (on CUDA) the device's peak memory before a measurement, so
+    the snapshot after it holds that measurement's peaks, not the whole run's. Returns the
+    host peak's scope for the record: "measurement" or "process"."""
     if is_cuda_device(device):
         import torch
 
         torch.cuda.reset_peak_memory_stats(torch.device(device))
+    return "measurement" if reset_host_peak() else "process"
 
 
 def cuda_peaks(device: str) -> dict[str, int] | None:

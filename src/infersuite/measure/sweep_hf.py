@@ -6,14 +6,16 @@ Every timed region has a synchronized boundary: CUDA events around it (read afte
 
 from __future__ import annotations
 
+import itertools
 import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from infersuite.conformance.kv_cache import compute_kv_cache_bytes, describe_cache_layers
 from infersuite.engines import hf
+from infersuite.measure.clocks import make_timeline, synchronize, time_region
+from infersuite.measure.hooks import token_mark_hooks
 from infersuite.stats.roofline import (
     compute_decode_bytes,
     compute_mbu,
@@ -28,22 +30,6 @@ if TYPE_CHECKING:
     from infersuite.measure.sweep import PointResult
 
 
-def time_region(fn: Callable[[], Any], device: str) -> tuple[Any, float]:
-    """(fn(), seconds) with synchronized boundaries: CUDA events on a GPU, else perf_counter."""
-    import torch
-
-    if str(device).startswith("cuda"):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        out = fn()
-        end.record()
-        end.synchronize()
-        return out, start.elapsed_time(end) / 1e3
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
-
-
 def build_fixed_prompt(ids: Sequence[int], length: int) -> list[int]:
     """``ids`` repeated/truncated to exactly ``length`` tokens (no padding in the batch)."""
     if not ids:
@@ -52,12 +38,14 @@ def build_fixed_prompt(ids: Sequence[int], length: int) -> list[int]:
 
 
 class HFSweepRunner:
-    """Runs a causal LM for the sweep: whole-batch generate, prefill, decode steps."""
+    """Runs a causal LM for the sweep: whole-batch ``generate``, eager or through an engine's
+    generate keywords (``hf-compiled``: static cache and torch.compile), and its profile."""
 
     def __init__(self, model: PreTrainedModel, prompt: Sequence[int], new_tokens: int,
-                 device: str, decode_steps: int = 8) -> None:
+                 device: str, generate_kwargs: dict[str, Any] | None = None) -> None:
         self.model, self.prompt, self.device = model, list(prompt), device
-        self.new_tokens, self.decode_steps = new_tokens, decode_steps
+        self.new_tokens = new_tokens
+        self.generate_kwargs = dict(generate_kwargs or {})
 
     def _inputs(self, batch: int) -> tuple[Any, Any]:
         import torch
@@ -65,38 +53,31 @@ class HFSweepRunner:
         ids = torch.tensor([self.prompt] * batch, dtype=torch.long, device=self.device)
         return ids, torch.ones_like(ids)
 
-    def generate(self, batch: int) -> float:
+    def _generate(self, batch: int, **hooks: Any) -> None:
         import torch
 
         ids, mask = self._inputs(batch)
         with torch.inference_mode():
-            _, seconds = time_region(lambda: self.model.generate(  # type: ignore[operator]
+            self.model.generate(  # type: ignore[operator]
                 input_ids=ids, attention_mask=mask, do_sample=False,
                 max_new_tokens=self.new_tokens, min_new_tokens=self.new_tokens,
-                pad_token_id=hf.pad_id_of(self.model), use_cache=True), self.device)
-        return seconds
+                pad_token_id=hf.pad_id_of(self.model), use_cache=True, **hooks,
+                **self.generate_kwargs)
+
+    def generate(self, batch: int) -> float:
+        return time_region(lambda: self._generate(batch), self.device)[1]
 
     def profile(self, batch: int) -> tuple[float, list[float]]:
-        """Prefill once (logits of the last position only, as generation does), then time
-        ``decode_steps`` single-token steps on its cache."""
-        import torch
-        from transformers import DynamicCache
-
-        ids, mask = self._inputs(batch)
-        cache = DynamicCache(config=self.model.config)
-        with torch.inference_mode():
-            out, prefill_s = time_region(lambda: self.model(
-                input_ids=ids, attention_mask=mask, use_cache=True, logits_to_keep=1,
-                **hf.cache_kwargs(self.model, cache)), self.device)
-        token = out.logits[:, -1:, :].argmax(-1)
-        steps = []
-        for _ in range(self.decode_steps):
-            mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-            logits, seconds = time_region(
-                lambda m=mask, t=token: hf.decode_step(self.model, cache, t, m), self.device)  # type: ignore[misc]
-            token = logits[:, -1:, :].argmax(-1)
-            steps.append(seconds)
-        return prefill_s, steps
+        """The same generate() as the timed rounds, with a mark after each step's forward
+        pass (the marks TTFT and ITL use): prefill = call to the first step's logits, then
+        each decode step's time. The same shapes as the rounds, so a compiled engine does
+        not recompile, and its decode steps are the compiled ones."""
+        synchronize(self.device)
+        timeline = make_timeline(self.device)
+        timeline.mark("start")
+        self._generate(batch, **token_mark_hooks(lambda: timeline.mark("token")))
+        stamps = timeline.resolve_s()
+        return stamps[1], [b - a for a, b in itertools.pairwise(stamps[1:])]
 
 
 @dataclass(frozen=True)

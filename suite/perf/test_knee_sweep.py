@@ -4,8 +4,8 @@ One model per device: the first CPU model at its first dtype (llama-tiny, float3
 default); on CUDA gemma3-270m-shape in bfloat16 unless --infer-model/--infer-dtype say
 otherwise. Each hf-family engine sweeps its own generate(): ``--infer-engine hf-compiled``
 adds the static-cache, torch.compile path (CUDA graphs on a GPU), whose first run at each
-batch size compiles (the sweep's warm-up round takes it). Results go to the ``knee_recorder``; knee.json/knee.md/plots are written at
-session end.
+batch size compiles (the sweep's warm-up round takes it). Results go to the
+``knee_recorder``; knee.json/knee.md/plots are written at session end.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pytest
 
 from infersuite.engines.hf_engine import HFEngine
 from infersuite.measure.arrivals import DRIVER_NOTE, run_poisson_sweep
+from infersuite.measure.energy import open_energy_counter
 from infersuite.measure.sweep import SweepLimits, powers_of_two, run_batch_sweep
 from infersuite.measure.sweep_hf import HFSweepRunner, build_fixed_prompt, describe_model_facts
 from infersuite.plugin.cases import InferCase
@@ -50,8 +51,10 @@ def test_batch_size_knee(infer_case, knee_recorder, benchmark):
     benchmark.pedantic(runner.generate, args=(1,), iterations=1, rounds=10, warmup_rounds=2)
     batches = powers_of_two(knee_recorder.max_batch_for(device))
     points = run_batch_sweep(runner, batches, NEW_TOKENS,
-                             SweepLimits(budget_s=knee_recorder.budget_for(device)))
-    report = knee_recorder.add_sweep(infer_case.context, points,
+                             SweepLimits(budget_s=knee_recorder.budget_for(device)),
+                             energy_counter=open_energy_counter(device))
+    context = {**infer_case.context, "engine": str(infer_case.case.engine)}
+    report = knee_recorder.add_sweep(context, points,
                                      describe_model_facts(infer_case.model), PROMPT_TOKENS)
     assert points[0].status == "ok", f"batch 1 did not run: {points[0].status}: {points[0].note}"
     assert report.power_knee is not None, report.warnings
@@ -71,5 +74,6 @@ def test_poisson_concurrency(infer_case, knee_recorder):
                                new_tokens=NEW_TOKENS, seed=20260101,
                                budget_s=knee_recorder.budget_for(device) / 2)
     driver = f"{DRIVER_NOTE} Seed 20260101, 48 requests per rate."
-    knee_recorder.add_concurrency(infer_case.context, driver, points)
+    knee_recorder.add_concurrency({**infer_case.context, "engine": str(infer_case.case.engine)},
+                                  driver, points)
     assert points[0].status == "ok", points[0].note

@@ -27,7 +27,8 @@ def test_request_latency(benchmark, infer_perf, infer_case, perf_request):
     peak_scope = reset_peaks(device)  # this case's peaks, not the run's so far
     timings = infer_perf.measure(
         benchmark, lambda: run_timed_request(engine, perf_request, N_NEW_TOKENS),
-        rounds=infer_perf.rounds(80), warmup_rounds=infer_perf.warmup(3))
+        rounds=infer_perf.rounds(80), warmup_rounds=infer_perf.warmup(3),
+        energy=(device, N_NEW_TOKENS))
     assert all(t.n_generated == N_NEW_TOKENS for t in timings), (
         f"generated {sorted({t.n_generated for t in timings})} tokens, expected a fixed "
         f"{N_NEW_TOKENS} (min_new_tokens == max_new_tokens)")

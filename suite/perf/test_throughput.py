@@ -19,7 +19,8 @@ def test_throughput(benchmark, infer_perf, infer_case, case_request, batch):
     request = case_request(infer_case, batch)
     timings = infer_perf.measure(
         benchmark, lambda: run_timed_request(engine, request, N_NEW_TOKENS),
-        rounds=infer_perf.rounds(15), warmup_rounds=infer_perf.warmup(2))
+        rounds=infer_perf.rounds(15), warmup_rounds=infer_perf.warmup(2),
+        energy=(infer_case.case.device, batch * N_NEW_TOKENS))
     window_s = sum(t.e2e_s for t in timings)  # measured rounds only; warmup excluded
     tokens_per_s = batch * N_NEW_TOKENS * len(timings) / window_s
     requests_per_s = batch * len(timings) / window_s

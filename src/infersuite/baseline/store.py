@@ -99,6 +99,11 @@ def merge_run(
                      samples=list(samples))
         run = {"timestamp": stamp, "git_commit": fingerprint.get("git_commit"),
                "median": compute_percentile(samples, 50), "n": len(samples)}
+        energy = record.extra.get("energy")
+        if isinstance(energy, dict) and energy.get("status") == "ok":
+            entry["energy"] = energy  # the latest run's; each run keeps its J/token and W
+            run.update(joules_per_token=energy.get("joules_per_token"),
+                       avg_power_w=energy.get("avg_power_w"))
         entry["runs"] = [*entry["runs"], run][-history_limit:]
     return data
 

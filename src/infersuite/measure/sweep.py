@@ -46,6 +46,7 @@ class PointResult:
     prefill_s: float | None = None
     decode_step_s: list[float] = field(default_factory=list)
     efficiency: dict[str, Any] = field(default_factory=dict)
+    energy: dict[str, Any] | None = None  # GPU energy of the timed rounds (measure/energy.py)
     note: str = ""
 
     @property
@@ -87,6 +88,7 @@ class PointResult:
             "prefill_s": self.prefill_s,
             "decode_step_s": self.decode_step_s,
             "efficiency": self.efficiency,
+            "energy": self.energy,
         }
 
 
@@ -139,15 +141,18 @@ class SweepLimits:
 
 
 def run_batch_sweep(runner: SweepRunner, batch_sizes: Sequence[int], new_tokens: int,
-                    limits: SweepLimits,
-                    now: Callable[[], float] = time.perf_counter) -> list[PointResult]:
-    """Measure each batch size in order; the first non-ok point is recorded and ends it."""
+                    limits: SweepLimits, now: Callable[[], float] = time.perf_counter,
+                    energy_counter: Any = None) -> list[PointResult]:
+    """Measure each batch size in order; the first non-ok point is recorded and ends it.
+    With `energy_counter` (``open_energy_counter``'s answer) each point's timed rounds are
+    metered too."""
     start = now()
     results: list[PointResult] = []
     for index, batch in enumerate(batch_sizes):
         remaining = limits.budget_s - (now() - start)
         share = remaining / (len(batch_sizes) - index)
-        point = _measure_point(runner, batch, new_tokens, limits, share, remaining, now)
+        point = _measure_point(runner, batch, new_tokens, limits, share, remaining, now,
+                               energy_counter)
         results.append(point)
         if point.status != "ok":
             break
@@ -155,8 +160,10 @@ def run_batch_sweep(runner: SweepRunner, batch_sizes: Sequence[int], new_tokens:
 
 
 def _measure_point(runner: SweepRunner, batch: int, new_tokens: int, limits: SweepLimits,
-                   share_s: float, remaining_s: float,
-                   now: Callable[[], float]) -> PointResult:
+                   share_s: float, remaining_s: float, now: Callable[[], float],
+                   energy_counter: Any = None) -> PointResult:
+    from infersuite.measure.energy import EnergyMeter
+
     point = PointResult(batch, "ok", new_tokens)
     wanted = min(limits.max_rounds, max(limits.min_rounds, limits.target_samples))
     point_start = now()
@@ -166,6 +173,9 @@ def _measure_point(runner: SweepRunner, batch: int, new_tokens: int, limits: Swe
         for _ in range(limits.warmup_rounds):
             runner.generate(batch)
         point_start = now()  # the point's budget is for timed rounds
+        meter = None if energy_counter is None else EnergyMeter(energy_counter)
+        if meter is not None:
+            meter.start()
         while len(point.round_s) < wanted:
             point.round_s.append(runner.generate(batch))
             spent = now() - point_start
@@ -176,6 +186,8 @@ def _measure_point(runner: SweepRunner, batch: int, new_tokens: int, limits: Swe
             if spent > share_s and len(point.round_s) >= limits.min_rounds:
                 point.note = f"{len(point.round_s)}/{wanted} rounds: point budget used"
                 break
+        if meter is not None:
+            point.energy = meter.stop(batch * new_tokens * len(point.round_s))
         point.prefill_s, point.decode_step_s = runner.profile(batch)
     except TimeoutError as exc:
         point.status, point.note = "timeout", str(exc) + "; raise --infer-sweep-budget-s"

@@ -51,6 +51,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     _add_slo_options(group)
 
 
+def _sweep_id(context: dict[str, str]) -> str:
+    """model-dtype-device, and the engine where it is not the eager default (hf)."""
+    engine = context.get("engine", "hf")
+    return "-".join([context["model"], context["dtype"], context["device"],
+                     *([] if engine == "hf" else [engine])])
+
+
 def _device_kind(device: str) -> str:
     return "cuda" if device.startswith("cuda") else "cpu"
 
@@ -115,7 +122,7 @@ class KneeRecorder:
         report = analyze_sweep([p.to_sweep_point() for p in points], slo=slo_s,
                                slo_factor=self.slo_factor)
         self.sweeps.append({
-            **context, "id": f"{context['model']}-{context['dtype']}-{device}",
+            **context, "id": _sweep_id(context),
             "device_name": describe_device(device), "prompt_tokens": prompt_tokens,
             "new_tokens": points[0].new_tokens if points else None,
             "latency_unit": "s", "throughput_unit": "generated tokens/s",
@@ -125,7 +132,7 @@ class KneeRecorder:
 
     def add_concurrency(self, context: dict[str, str], driver: str, points: list[Any]) -> None:
         self.concurrency.append({
-            **context, "id": f"{context['model']}-{context['dtype']}-{context['device']}",
+            **context, "id": _sweep_id(context),
             "device_name": describe_device(context["device"]), "driver": driver,
             "points": [p.to_dict() for p in points]})
 

@@ -3,10 +3,10 @@ reports, pytest-benchmark hooks and the regression gate that fails the run."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -20,7 +20,9 @@ from infersuite.plugin.options import (
     probe_cuda,
 )
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from infersuite.plugin.recorder import PerfRecorder
+
 DEFAULT_LATENCY_ROUNDS = 80  # single-request latency; other benchmarks scale with it
 MIN_ROUNDS = 3
 
@@ -75,12 +77,21 @@ class PerfState:
     # The devices of the selected perf items (set after collection): a `-m "not gpu"` run on
     # a GPU host measures the CPU only, and is fingerprinted as the CPU.
     measured_devices: frozenset[str] | None = None
+    energy_counters: dict[str, Any] = field(default_factory=dict)
     records: dict[str, PerfRecord] = field(default_factory=dict)
     benchmark_rounds: dict[str, PerfRecord] = field(default_factory=dict)  # plain benchmarks
     report: dict[str, Any] | None = None
     written: list[str] = field(default_factory=list)
     regressions: int = 0
     nothing_gated: bool = False  # a baseline that shares no benchmark with the run
+
+    def energy_counter(self, device: str) -> Any:
+        """The device's NVML energy counter (or why there is none), opened once per run."""
+        if device not in self.energy_counters:
+            from infersuite.measure.energy import open_energy_counter
+
+            self.energy_counters[device] = open_energy_counter(device)
+        return self.energy_counters[device]
 
     def get_fingerprint(self) -> dict[str, Any]:
         if self.fingerprint is None:
@@ -173,56 +184,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         del config.stash[perf_state_key]
 
 
-class PerfRecorder:
-    """The `infer_perf` fixture: scales rounds, runs pedantic benchmarks with GC off and
-    keeps each measured round's result, and takes the test's raw samples for the report."""
-
-    def __init__(self, state: PerfState, request: pytest.FixtureRequest) -> None:
-        self._state = state
-        self._node = request.node
-        self._benchmark: Any = None
-
-    def rounds(self, default: int) -> int:
-        if self._state.rounds is None:
-            return default
-        return max(MIN_ROUNDS, round(default * self._state.rounds / DEFAULT_LATENCY_ROUNDS))
-
-    def warmup(self, default: int) -> int:
-        return default if self._state.warmup is None else self._state.warmup
-
-    def measure(self, benchmark: Any, fn: Callable[[], T], rounds: int,
-                warmup_rounds: int) -> list[T]:
-        """`benchmark.pedantic(fn, rounds, iterations=1, warmup_rounds)` with GC disabled;
-        returns fn's results from the measured rounds only."""
-        from infersuite.measure.timing import collect_after_warmup, gc_disabled
-
-        self._benchmark = benchmark
-        if getattr(benchmark, "disabled", False):
-            rounds, warmup_rounds = 1, 0
-        wrapped, results = collect_after_warmup(fn, warmup_rounds)
-        with gc_disabled():
-            benchmark.pedantic(wrapped, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds)
-        return results
-
-    def record(self, metrics: Mapping[str, Sequence[float]], primary: str,
-               group: str | None = None, extra: Mapping[str, Any] | None = None) -> PerfRecord:
-        """Hand over raw samples (seconds); `primary` is the metric the gate compares."""
-        if primary not in metrics:
-            raise ValueError(f"primary metric {primary!r} is not among {sorted(metrics)}")
-        record = PerfRecord(name=self._node.name, fullname=self._node.nodeid, primary=primary,
-                            metrics={k: [float(v) for v in vals] for k, vals in metrics.items()},
-                            group=group, extra=dict(extra or {}))
-        self._state.records[record.fullname] = record
-        if self._benchmark is not None:
-            self._benchmark.extra_info.update(
-                {k: v for k, v in record.extra.items() if isinstance(v, (int, float, str))})
-            self._benchmark.extra_info["infersuite_primary"] = primary
-        return record
-
-
 @pytest.fixture
 def infer_perf(request: pytest.FixtureRequest) -> PerfRecorder:
     """Runs pedantic benchmarks and records their raw TTFT/ITL/TPOT/stage samples."""
+    from infersuite.plugin.recorder import PerfRecorder
+
     return PerfRecorder(request.config.stash[perf_state_key], request)
 
 

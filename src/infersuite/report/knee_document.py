@@ -68,13 +68,27 @@ def sweep_rows(sweep: dict[str, Any]) -> list[list[str]]:
             _ms(_percentile(p, "p50").get("value")), _p99_cell(p),
             _num(p.get("tokens_per_s")), _num(p.get("requests_per_s"), 2),
             _ms(eff.get("decode_step_s_median")), _pct(eff.get("mbu")),
-            _ms(eff.get("prefill_s")), _pct(eff.get("mfu")),
+            _ms(eff.get("prefill_s")), _pct(eff.get("mfu")), _energy_cell(p.get("energy")),
         ])
     return rows
 
 
+def _energy_cell(energy: dict[str, Any] | None) -> str:
+    if not energy or energy.get("status") != "ok" or energy.get("joules_per_token") is None:
+        return "-"
+    return f"{energy['joules_per_token'] * 1e3:.3g} mJ, {energy['avg_power_w']:.0f} W"
+
+
 SWEEP_HEADERS = ["batch", "status", "rounds", "p50 ms", "p99 ms [95% CI]", "tok/s", "req/s",
-                 "decode step ms", "MBU", "prefill ms", "MFU"]
+                 "decode step ms", "MBU", "prefill ms", "MFU", "energy/token, power"]
+
+
+def energy_reason(sweep: dict[str, Any]) -> list[str]:
+    """Why the sweep has no energy figures, once (nothing when it has them)."""
+    from infersuite.measure.energy import describe_energy
+
+    energy = next((p["energy"] for p in sweep["points"] if p.get("energy")), None)
+    return [] if energy is None or energy.get("status") == "ok" else [describe_energy(energy)]
 
 
 def knee_lines(sweep: dict[str, Any]) -> list[str]:
@@ -137,6 +151,7 @@ def render_knee_terminal(doc: dict[str, Any]) -> str:
                             disable_numparse=True))
         out += knee_lines(sweep)
         out.append(calibration_line(sweep["calibration"]))
+        out += energy_reason(sweep)
     for conc in doc.get("concurrency", []):
         out.append(f"concurrency sweep {conc['id']}: {conc['driver']}")
         out.append(tabulate(concurrency_rows(conc), CONCURRENCY_HEADERS, tablefmt="simple",
@@ -156,7 +171,8 @@ def render_knee_markdown(doc: dict[str, Any], plots: list[str], plot_note: str) 
                 tabulate(sweep_rows(sweep), SWEEP_HEADERS, tablefmt="github",
                          disable_numparse=True), ""]
         out += [f"- {line}" for line in knee_lines(sweep)]
-        out += [f"- {calibration_line(sweep['calibration'])}", ""]
+        out += [f"- {calibration_line(sweep['calibration'])}",
+                *(f"- {line}" for line in energy_reason(sweep)), ""]
     for conc in doc.get("concurrency", []):
         out += [f"## Concurrency sweep: {conc['id']}", "", conc["driver"], "",
                 tabulate(concurrency_rows(conc), CONCURRENCY_HEADERS, tablefmt="github",

@@ -103,8 +103,22 @@ def render_gate_table(gate: dict[str, Any], statuses: Sequence[str] | None = Non
 
 
 def render_headlines(report: dict[str, Any]) -> list[str]:
-    return [f"{b['name']}: {b['extra']['headline']}" for b in report["benchmarks"]
-            if isinstance(b.get("extra"), dict) and b["extra"].get("headline")]
+    """Each benchmark's headline and measured GPU energy; energy reasons once each."""
+    from infersuite.measure.energy import describe_energy
+
+    lines: list[str] = []
+    reasons: dict[str, list[str]] = {}
+    for bench in report["benchmarks"]:
+        extra = bench.get("extra") if isinstance(bench.get("extra"), dict) else {}
+        if extra.get("headline"):
+            lines.append(f"{bench['name']}: {extra['headline']}")
+        energy = extra.get("energy")
+        if isinstance(energy, dict) and energy.get("status") == "ok":
+            lines.append(f"{bench['name']}: {describe_energy(energy)}")
+        elif isinstance(energy, dict):
+            reasons.setdefault(describe_energy(energy), []).append(bench["name"])
+    lines += [f"{reason} ({len(names)} benchmarks)" for reason, names in reasons.items()]
+    return lines
 
 
 def render_terminal_report(report: dict[str, Any], all_metrics: bool = False) -> str:

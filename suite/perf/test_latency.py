@@ -25,10 +25,10 @@ def test_request_latency(benchmark, infer_perf, infer_case, perf_request):
     infer_case.require("stream")
     engine, device = infer_case.engine, infer_case.case.device
     peak_scope = reset_peaks(device)  # this case's peaks, not the run's so far
-    timings = infer_perf.measure(
-        benchmark, lambda: run_timed_request(engine, perf_request, N_NEW_TOKENS),
+    timings = infer_perf.measure_engine(
+        benchmark, infer_case, lambda e: run_timed_request(e, perf_request, N_NEW_TOKENS),
         rounds=infer_perf.rounds(80), warmup_rounds=infer_perf.warmup(3),
-        energy=(device, N_NEW_TOKENS))
+        value=lambda t: t.e2e_s, metric="e2e_s", tokens_per_call=N_NEW_TOKENS)
     assert all(t.n_generated == N_NEW_TOKENS for t in timings), (
         f"generated {sorted({t.n_generated for t in timings})} tokens, expected a fixed "
         f"{N_NEW_TOKENS} (min_new_tokens == max_new_tokens)")

@@ -15,12 +15,11 @@ N_NEW_TOKENS = 8
 @pytest.mark.parametrize("batch", [1, 4, 16])
 def test_throughput(benchmark, infer_perf, infer_case, case_request, batch):
     infer_case.require("stream", *(["padded_batch"] if batch > 1 else []))
-    engine = infer_case.engine
     request = case_request(infer_case, batch)
-    timings = infer_perf.measure(
-        benchmark, lambda: run_timed_request(engine, request, N_NEW_TOKENS),
+    timings = infer_perf.measure_engine(
+        benchmark, infer_case, lambda e: run_timed_request(e, request, N_NEW_TOKENS),
         rounds=infer_perf.rounds(15), warmup_rounds=infer_perf.warmup(2),
-        energy=(infer_case.case.device, batch * N_NEW_TOKENS))
+        value=lambda t: t.e2e_s, metric="e2e_s", tokens_per_call=batch * N_NEW_TOKENS)
     window_s = sum(t.e2e_s for t in timings)  # measured rounds only; warmup excluded
     tokens_per_s = batch * N_NEW_TOKENS * len(timings) / window_s
     requests_per_s = batch * len(timings) / window_s

@@ -77,5 +77,11 @@ def test_no_orphan_server_when_pytest_is_stopped(pytester, how):
     assert pid is not None
     assert psutil.pid_exists(pid)
     process.send_signal(how)
-    process.wait(60)
+    try:  # keep reading: a child blocked on a full pipe would never exit
+        output, _ = process.communicate(timeout=90)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+        pytest.fail(f"pytest did not exit within 90 s of {how!r}; its output after the "
+                    f"signal:\n{output[-4000:]}")
     assert _wait_gone(pid), f"server {pid} still running after pytest got {how!r}"

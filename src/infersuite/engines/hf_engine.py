@@ -1,8 +1,10 @@
 """The ``hf`` engine: a transformers model in process (eager or SDPA attention).
 
 Arguments: ``attention=eager|sdpa`` runs every call with that attention implementation
-(default: the model's own). With float32 on the CPU this engine is the reference that
-judges every other engine.
+(default: the model's own). ``slowdown=F`` (a fraction, e.g. 0.05) plants a known
+slowdown for proving a regression gate: after each generation step it sleeps F times that
+step's own duration, so every generate() takes about (1 + F) times as long. With float32
+on the CPU and no arguments this engine is the reference that judges every other engine.
 """
 
 from __future__ import annotations
@@ -27,12 +29,20 @@ class HFEngine(Engine):
                               "sampling", "stream", "transformers"})
 
     def __init__(self, spec: EngineSpec, model: Any, tokenizer: Any | None = None,
-                 attention: str | None = None) -> None:
+                 attention: str | None = None, slowdown: float = 0.0) -> None:
         super().__init__(spec, int(model.config.vocab_size), hf.pad_id_of(model),
                          hf.eos_ids(model), tokenizer, str(model.dtype).removeprefix("torch."))
         self.model = model
         self.attention = attention
+        self.slowdown = slowdown
         self.device = str(next(model.parameters()).device)
+
+    def _step_hooks(self, on_token: Callable[[], None] | None) -> dict[str, Any]:
+        """generate()'s per-step logits processor: the token marks and the planted
+        slowdown (``slowdown=``), which runs after the mark so it lands in the step after."""
+        from infersuite.measure.hooks import token_mark_hooks
+
+        return token_mark_hooks(on_token, self.slowdown)
 
     def describe(self) -> dict[str, str]:
         import transformers
@@ -71,6 +81,7 @@ class HFEngine(Engine):
         ids, mask = self._on_device(input_ids, attention_mask)
         with self._attention():
             tokens, logits = hf.generate_greedy(self.model, ids, mask, n_new,
+                                                **self._step_hooks(None),
                                                 **self.generate_kwargs())
         return tokens.cpu(), logits.cpu()
 
@@ -114,9 +125,7 @@ class HFEngine(Engine):
         nothing is hooked in (the uninstrumented twin)."""
         import torch
 
-        from infersuite.measure.hooks import token_mark_hooks
-
-        hooks = token_mark_hooks(on_token)
+        hooks = self._step_hooks(on_token)
         ids, mask = self._on_device(input_ids, attention_mask)
         with self._attention(), torch.inference_mode():
             out = self.model.generate(
@@ -135,13 +144,27 @@ def parse_attention(spec: EngineSpec) -> str | None:
     return attention
 
 
+def parse_slowdown(spec: EngineSpec) -> float:
+    """The ``slowdown=`` argument: a fraction in [0, 1]."""
+    text = spec.kwargs.get("slowdown", "0")
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise EngineError(f"engine {spec}: slowdown={text!r}; expected a fraction in [0, 1], "
+                          "e.g. slowdown=0.05 for a planted 5% slowdown")
+    return value
+
+
 def create(context: EngineContext) -> HFEngine:
-    unknown = sorted(set(context.spec.kwargs) - {"attention"})
+    unknown = sorted(set(context.spec.kwargs) - {"attention", "slowdown"})
     if unknown:
         raise EngineError(f"engine {context.spec}: unknown argument(s) {unknown}; "
-                          "the hf engine takes attention=eager|sdpa")
+                          "the hf engine takes attention=eager|sdpa and slowdown=F")
     attention = parse_attention(context.spec)
-    engine = HFEngine(context.spec, context.model, context.tokenizer, attention)
+    engine = HFEngine(context.spec, context.model, context.tokenizer, attention,
+                      parse_slowdown(context.spec))
     if attention is not None:
         # Modules that drive the transformers model directly would run it with its own
         # attention, not this engine's: they skip instead of running under a wrong id.

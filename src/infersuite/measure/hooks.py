@@ -21,18 +21,39 @@ class TokenMarkProcessor(LogitsProcessor):
 
     The token's selection (an argmax or a sample over one row of logits) follows the mark;
     it is not inside the mark's time.
+
+    `slowdown` (a fraction) plants a known slowdown for proving a regression gate: after
+    the mark the processor spins on the clock for `slowdown` times the time since its
+    previous call (or since it was made), so each step takes (1 + slowdown) times its own
+    time. It spins rather than sleeps: a sleep of tens of microseconds overshoots by more
+    than its own length. The same one processor marks and slows, so a slowed engine runs
+    no extra processor call per step beside an unslowed one.
     """
 
-    def __init__(self, on_token: Callable[[], None]) -> None:
-        self.on_token = on_token
+    def __init__(self, on_token: Callable[[], None] | None, slowdown: float = 0.0) -> None:
+        import time
+
+        self.on_token, self.slowdown, self._clock = on_token, slowdown, time.perf_counter
         self.n_steps = 0
+        self._last = self._clock()
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        self.on_token()
+        if self.on_token is not None:
+            self.on_token()
         self.n_steps += 1
+        if self.slowdown:
+            now = self._clock()
+            deadline = now + self.slowdown * (now - self._last)
+            while self._clock() < deadline:
+                pass
+            self._last = self._clock()
         return scores
 
 
-def token_mark_hooks(on_token: Callable[[], None] | None) -> dict[str, Any]:
-    """The keywords that make ``generate`` call `on_token` once per step (none without it)."""
-    return {} if on_token is None else {"logits_processor": [TokenMarkProcessor(on_token)]}
+def token_mark_hooks(on_token: Callable[[], None] | None,
+                     slowdown: float = 0.0) -> dict[str, Any]:
+    """The keywords that make ``generate`` call `on_token` once per step (and plant
+    `slowdown`); none when there is neither."""
+    if on_token is None and not slowdown:
+        return {}
+    return {"logits_processor": [TokenMarkProcessor(on_token, slowdown)]}

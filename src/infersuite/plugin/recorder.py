@@ -61,6 +61,54 @@ class PerfRecorder:
                 self._energy = meter.stop(energy[1] * (rounds + warmup_rounds))
         return results
 
+    def measure_engine(self, benchmark: Any, infer_case: Any, call: Callable[[Any], T],
+                       rounds: int, warmup_rounds: int, *, value: Callable[[T], float],
+                       metric: str, tokens_per_call: int | None = None) -> list[T]:
+        """``call(engine)`` timed on the case's engine, as `measure` does (with the GPU
+        energy of `tokens_per_call` generated tokens per call). Under ``--infer-ab SPEC``
+        the same call on SPEC's engine for the same case (B) runs in interleaved rounds
+        (plugin/ab.py); A's results are returned and recorded as usual, and the pairs of
+        ``value(result)`` (the `metric`, in seconds) go to the A/B verdict."""
+        from infersuite.plugin.ab import AbPairs, ab_state, run_interleaved
+
+        engine = infer_case.engine
+        energy = None if tokens_per_call is None else (infer_case.case.device, tokens_per_call)
+        state = ab_state(self._node.config)
+        b_engine = None if state is None else self._b_engine(infer_case, state)
+        if state is None or b_engine is None:
+            return self.measure(benchmark, lambda: call(engine), rounds, warmup_rounds,
+                                energy=energy)
+        import zlib
+
+        from infersuite.measure.timing import gc_disabled
+
+        pairs = AbPairs(self._node.name, self._node.nodeid, metric, str(state.spec))
+        state.pairs[self._node.nodeid] = pairs
+        results: list[T] = []
+
+        def interleaved() -> None:
+            results.extend(run_interleaved(
+                state, pairs, lambda: call(engine), lambda: call(b_engine), value, rounds,
+                warmup_rounds, seed=zlib.crc32(self._node.nodeid.encode())))
+
+        self._benchmark = benchmark
+        with gc_disabled():
+            benchmark.pedantic(interleaved, rounds=1, iterations=1, warmup_rounds=0)
+        return results
+
+    def _b_engine(self, infer_case: Any, state: Any) -> Any:
+        """B's engine for this case, or None (and the reason kept) where it cannot run it."""
+        from dataclasses import replace
+
+        from infersuite.plugin.engines import build_case_engine
+
+        try:
+            return build_case_engine(self._node.config, replace(infer_case.case,
+                                                                engine=state.spec))
+        except pytest.skip.Exception as exc:  # EngineUnsupported: B cannot run this case
+            state.not_ab[self._node.name] = str(exc.msg)
+            return None
+
     def record(self, metrics: Mapping[str, Sequence[float]], primary: str,
                group: str | None = None, extra: Mapping[str, Any] | None = None) -> PerfRecord:
         """Hand over raw samples (seconds); `primary` is the metric the gate compares."""

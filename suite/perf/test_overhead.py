@@ -32,26 +32,27 @@ def _boundary_timed(fn, device: str) -> float:
 
 def test_instrumentation_overhead(benchmark, infer_perf, infer_case, case_request):
     infer_case.require("stream")
-    engine, device = infer_case.engine, infer_case.case.device
+    device = infer_case.case.device
     request = case_request(infer_case, 1)
-
-    def plain():
-        return run_plain_request(engine, request, N_NEW_TOKENS)
-
-    def instrumented():
-        return run_timed_request(engine, request, N_NEW_TOKENS)
-
     order = [0]
 
-    def pair() -> tuple[float, float]:
+    def pair(engine) -> tuple[float, float]:
+        def plain():
+            return run_plain_request(engine, request, N_NEW_TOKENS)
+
+        def instrumented():
+            return run_timed_request(engine, request, N_NEW_TOKENS)
+
         order[0] += 1
         if order[0] % 2:
             return _boundary_timed(plain, device), _boundary_timed(instrumented, device)
         instr = _boundary_timed(instrumented, device)
         return _boundary_timed(plain, device), instr
 
-    pairs = infer_perf.measure(benchmark, pair, rounds=infer_perf.rounds(40),
-                               warmup_rounds=infer_perf.warmup(2))
+    pairs = infer_perf.measure_engine(benchmark, infer_case, pair,
+                                      rounds=infer_perf.rounds(40),
+                                      warmup_rounds=infer_perf.warmup(2),
+                                      value=lambda p: p[1], metric="instrumented_e2e_s")
     overhead = statistics.median(i / p for p, i in pairs) - 1.0
     headline = (f"instrumentation overhead {overhead * 100:+.2f}% of E2E (median of "
                 f"{len(pairs)} interleaved pairs; target <= {TARGET * 100:.0f}%)")

@@ -131,6 +131,18 @@ def run_interleaved(state: AbState, pairs: AbPairs, call_a: Callable[[], T],
     return results
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Say which perf benchmarks ran for A only (sweeps and load runs time themselves)."""
+    report = yield
+    state = ab_state(item.config)
+    if (state is not None and report.when == "call" and report.passed
+            and item.get_closest_marker("perf") is not None
+            and item.nodeid not in state.pairs and item.name not in state.not_ab):
+        state.not_ab[item.name] = "a sweep or load run that times itself, outside the A/B rounds"
+    return report
+
+
 def compute_rows(state: AbState) -> list[dict[str, Any]]:
     """One verdict per benchmark, p-values adjusted over all of them."""
     from infersuite.stats.paired import adjust_p_values, compute_paired_effect, decide

@@ -47,7 +47,12 @@ class PerfRecorder:
         counter the record says why."""
         from infersuite.measure.energy import EnergyMeter
         from infersuite.measure.timing import collect_after_warmup, gc_disabled
+        from infersuite.plugin.ab import ab_state
 
+        state = ab_state(self._node.config)
+        if state is not None and self._node.nodeid not in state.pairs:
+            state.not_ab.setdefault(self._node.name, "times its own calls, not through the "
+                                                     "engine, so B cannot run them")
         self._benchmark = benchmark
         if getattr(benchmark, "disabled", False):
             rounds, warmup_rounds = 1, 0

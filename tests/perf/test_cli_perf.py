@@ -52,7 +52,7 @@ def test_compare_renders_side_by_side(runs, capsys):
 def test_fail_on_regression_exit_codes(runs, capsys):
     base, same, slower, baseline = runs
     assert main(["compare", str(base), str(same), "--fail-on-regression"]) == 0
-    assert main(["compare", str(baseline), str(slower), "--fail-on-regression"]) == 1
+    assert main(["compare", str(baseline), str(slower), "--fail-on-regression"]) == 10
     out = capsys.readouterr().out
     assert "REGRESSION [1] test_slow" in out
     assert "REGRESSION [1] test_steady" not in out

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from infersuite.baseline.gate import EXIT_REGRESSION
+
 BENCH_FILE = """
 import time
 import pytest
@@ -65,7 +67,7 @@ def test_gate_a_a_passes_and_a_b_fails_naming_the_benchmark(bench_dir):
     bench_dir.makeconftest(CONFTEST.format(factor=1.3))
     slow = _run(bench_dir, "--infer-baseline", base)
     slow.assert_outcomes(passed=2)
-    assert slow.ret == pytest.ExitCode.TESTS_FAILED
+    assert slow.ret == EXIT_REGRESSION
     slow.stdout.fnmatch_lines(["*PERFORMANCE REGRESSION*", "*test_fast*regression*+*%*",
                                "*FAILED: 1 performance regression*"])
     assert "test_steady  " not in "\n".join(
@@ -210,5 +212,5 @@ def test_real_model_a_a_then_a_b(pytester):
     assert same.ret == 0, same.stdout.str()
     pytester.makeconftest(SLOW_MODEL_CONFTEST)
     slow = _run_subprocess(pytester, *args, "--infer-baseline", base)
-    assert slow.ret == pytest.ExitCode.TESTS_FAILED, slow.stdout.str()
+    assert slow.ret == EXIT_REGRESSION, slow.stdout.str()
     slow.stdout.fnmatch_lines(["*test_llama[[]llama-tiny-float32-cpu-hf[]]*e2e_s*regression*"])

@@ -12,6 +12,12 @@ from dataclasses import dataclass
 from infersuite.stats.compare import Verdict, compute_history_spread, compute_verdict
 from infersuite.stats.percentiles import compute_percentile
 
+# Exit statuses of a gated run, the same for the cross-run gate, A/B mode and `infersuite
+# compare --fail-on-regression`; pytest's own stay as they are (1: a test failed, which
+# wins over both; 4: usage error).
+EXIT_REGRESSION = 10
+EXIT_INCONCLUSIVE = 11
+
 
 @dataclass(frozen=True)
 class GateRow:

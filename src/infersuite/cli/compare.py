@@ -115,4 +115,6 @@ def run_compare(args: argparse.Namespace) -> int:
     for index, row in regressions:
         reason = row.verdict.reason if row.verdict else ""
         print(f"REGRESSION [{index}] {row.name}: {reason}")
-    return 1 if regressions else 0
+    from infersuite.baseline.gate import EXIT_REGRESSION
+
+    return EXIT_REGRESSION if regressions else 0

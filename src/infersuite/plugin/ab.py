@@ -20,11 +20,10 @@ from typing import Any, TypeVar
 
 import pytest
 
+from infersuite.baseline.gate import EXIT_INCONCLUSIVE, EXIT_REGRESSION
 from infersuite.plugin.options import get_settings, parse_engine, parse_positive_float
 
 T = TypeVar("T")
-EXIT_REGRESSION = 10
-EXIT_INCONCLUSIVE = 11
 ALPHA = 0.01
 MAX_ROUNDS = 2000
 AB_SCHEMA = "infersuite.ab/1"

@@ -326,9 +326,14 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if not records:
         return
     _finish_run(session.config, state, records)
-    failed = state.regressions or state.nothing_gated
-    if failed and session.exitstatus == pytest.ExitCode.OK:
+    if session.exitstatus != pytest.ExitCode.OK:
+        return  # a failed test wins: its run's timings are not to be trusted
+    if state.nothing_gated:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif state.regressions:
+        from infersuite.baseline.gate import EXIT_REGRESSION
+
+        session.exitstatus = EXIT_REGRESSION
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:

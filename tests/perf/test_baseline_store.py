@@ -146,3 +146,16 @@ def test_fingerprint_records_tf32_and_sdpa_backends():
     assert (after["tf32_matmul"], after["float32_matmul_precision"]) == (True, "high")
     assert "flash" in before["sdpa_backends_enabled"]
     assert "flash" not in after["sdpa_backends_enabled"]
+
+
+def test_noise_above_the_threshold_makes_unchanged_inconclusive():
+    """Same samples both sides; a baseline whose two runs' medians differ by 18% (of their median) cannot
+    rule out a 5% change, so the gate does not call it unchanged."""
+    from infersuite.baseline.gate import compute_gate_row
+
+    samples = [0.010 + 0.0001 * i for i in range(40)]
+    quiet = compute_gate_row("k", "t", "e2e_s", samples, samples, [0.0100, 0.0101], 0.05)
+    noisy = compute_gate_row("k", "t", "e2e_s", samples, samples, [0.010, 0.012], 0.05)
+    assert quiet.status == "unchanged"
+    assert noisy.status == "inconclusive"
+    assert "between-run spread 18.2% is above the 5% threshold" in noisy.verdict.reason

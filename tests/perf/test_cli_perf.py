@@ -34,8 +34,9 @@ def runs(tmp_path):
     base = _write_report(tmp_path / "a", 1.0, 1)
     same = _write_report(tmp_path / "b", 1.0, 2)
     slower = _write_report(tmp_path / "c", 1.3, 3)
-    baseline = tmp_path / "baseline.json"
-    save_baseline(baseline, merge_run(None, _records(1.0, 4), FP))
+    baseline = tmp_path / "baseline.json"  # two runs: the gate knows the run-to-run spread
+    save_baseline(baseline, merge_run(merge_run(None, _records(1.0, 5), FP), _records(1.0, 4),
+                                      FP))
     return base, same, slower, baseline
 
 
@@ -56,6 +57,10 @@ def test_fail_on_regression_exit_codes(runs, capsys):
     out = capsys.readouterr().out
     assert "REGRESSION [1] test_slow" in out
     assert "REGRESSION [1] test_steady" not in out
+    # A report (one run) as the first file: its spread is unknown, a shift is inconclusive.
+    assert main(["compare", str(base), str(slower), "--fail-on-regression"]) == 11
+    assert ("INCONCLUSIVE [1] test_slow: inconclusive: a regression against a baseline with "
+            "0 recorded runs") in capsys.readouterr().out
 
 
 def test_report_rerenders_a_saved_run(runs, capsys):

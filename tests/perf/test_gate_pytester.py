@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from infersuite.baseline.gate import EXIT_REGRESSION
+from infersuite.baseline.gate import EXIT_INCONCLUSIVE, EXIT_REGRESSION
 
 BENCH_FILE = """
 import time
@@ -60,9 +60,11 @@ def test_report_files_and_benchmark_json_hooks(bench_dir):
 
 def test_gate_a_a_passes_and_a_b_fails_naming_the_benchmark(bench_dir):
     base = str(bench_dir.path / "baseline.json")
-    _run(bench_dir, "--infer-save-baseline", base).assert_outcomes(passed=2)
+    for _ in range(2):  # two runs: the gate learns the run-to-run spread
+        _run(bench_dir, "--infer-save-baseline", base).assert_outcomes(passed=2)
     same = _run(bench_dir, "--infer-baseline", base)
-    assert same.ret == 0, same.stdout.str()
+    # 11 where this host's two baseline runs differ by more than the threshold
+    assert same.ret in (0, EXIT_INCONCLUSIVE), same.stdout.str()
     same.stdout.fnmatch_lines(["*regression gate vs*"])
     bench_dir.makeconftest(CONFTEST.format(factor=1.3))
     slow = _run(bench_dir, "--infer-baseline", base)
@@ -72,6 +74,20 @@ def test_gate_a_a_passes_and_a_b_fails_naming_the_benchmark(bench_dir):
                                "*FAILED: 1 performance regression*"])
     assert "test_steady  " not in "\n".join(
         line for line in slow.outlines if "regression  " in line)
+
+
+def test_a_shift_against_a_one_run_baseline_is_inconclusive(bench_dir):
+    """One saved run says nothing of how far the next run lands: a 30% shift is reported,
+    not called a regression, and the run exits 11 with the remedy."""
+    base = str(bench_dir.path / "baseline.json")
+    _run(bench_dir, "--infer-save-baseline", base).assert_outcomes(passed=2)
+    bench_dir.makeconftest(CONFTEST.format(factor=1.3))
+    slow = _run(bench_dir, "--infer-baseline", base)
+    assert slow.ret == EXIT_INCONCLUSIVE, slow.stdout.str()
+    slow.stdout.fnmatch_lines(["*test_fast*inconclusive*", "*INCONCLUSIVE: 1 benchmark(s)*"])
+    report = json.loads((bench_dir.path / "rep" / "report.json").read_text())
+    [row] = [r for r in report["gate"]["rows"] if r["name"] == "test_fast"]
+    assert "save the baseline again" in row["reason"]
 
 
 def test_a_baseline_sharing_no_benchmark_fails_instead_of_gating_nothing(bench_dir):

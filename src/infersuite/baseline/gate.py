@@ -1,13 +1,19 @@
 """The regression gate: each benchmark's raw samples against its baseline's, one verdict each.
 
 Rule (stats.compare.compute_verdict): regression = slower with p < alpha and a median shift
-larger than max(threshold, the baseline's recorded between-run spread).
+larger than max(threshold, the baseline's recorded between-run spread). Two answers become
+"inconclusive" instead, because the host's noise is unknown or larger than the question:
+
+- a regression or improvement against a baseline of fewer than 2 runs: one run's own samples
+  say nothing of how far a second run lands, so the shift may be that run-to-run noise;
+- "unchanged" when the spread is above the threshold: a change of the threshold's size
+  would have gone unseen, so passing would claim more than the data shows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from infersuite.stats.compare import Verdict, compute_history_spread, compute_verdict
 from infersuite.stats.percentiles import compute_percentile
@@ -24,7 +30,7 @@ class GateRow:
     key: str  # the benchmark's fullname
     name: str
     metric: str
-    status: str  # regression | improvement | unchanged | insufficient | new
+    status: str  # regression | improvement | unchanged | inconclusive | insufficient | new
     verdict: Verdict | None
     history_spread: float
     baseline_median: float | None
@@ -40,13 +46,33 @@ class GateResult:
     def regressions(self) -> list[GateRow]:
         return [r for r in self.rows if r.status == "regression"]
 
+    @property
+    def inconclusive(self) -> list[GateRow]:
+        return [r for r in self.rows if r.status == "inconclusive"]
+
 
 def compute_gate_row(key: str, name: str, metric: str, baseline: Sequence[float],
                      current: Sequence[float], run_medians: Sequence[float],
                      threshold: float) -> GateRow:
     spread = compute_history_spread(run_medians) if len(run_medians) >= 2 else 0.0
     verdict = compute_verdict(baseline, current, threshold=threshold, history_spread=spread)
-    return GateRow(key, name, metric, verdict.status, verdict, spread,
+    status, why = verdict.status, ""
+    if status in ("regression", "improvement") and len(run_medians) < 2:
+        status = "inconclusive"
+        runs = len(run_medians)
+        why = (f"a {verdict.status} against a baseline with {runs} recorded "
+               f"run{'' if runs == 1 else 's'}: its run-to-run spread is unknown, so the shift "
+               "may be that noise; save the baseline again (--infer-save-baseline appends a "
+               "run)")
+    elif status == "unchanged" and spread > threshold:
+        status = "inconclusive"
+        why = (f"the baseline's between-run spread {spread:.1%} is above the "
+               f"{threshold:.0%} threshold: a change of that size would go unseen here; "
+               "record baselines on a quieter machine or compare with --infer-ab")
+    if why:
+        verdict = replace(verdict, status=status, reason=f"inconclusive: {why}; "
+                                                         f"{verdict.reason}")
+    return GateRow(key, name, metric, status, verdict, spread,
                    compute_percentile(baseline, 50), compute_percentile(current, 50))
 
 

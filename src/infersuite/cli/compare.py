@@ -63,6 +63,7 @@ def render_compare(runs: list[RunSamples]) -> str:
 
 
 def compute_regressions(runs: list[RunSamples], threshold: float) -> list[tuple[int, GateRow]]:
+    """Rows of later files that regressed or were inconclusive against the first file."""
     first, found = runs[0], []
     for index, run in enumerate(runs[1:], start=1):
         for key, samples in run.samples.items():
@@ -70,7 +71,7 @@ def compute_regressions(runs: list[RunSamples], threshold: float) -> list[tuple[
                 continue
             row = compute_gate_row(key, run.names[key], run.metrics[key], first.samples[key],
                                    samples, first.run_medians.get(key, ()), threshold)
-            if row.status == "regression":
+            if row.status in ("regression", "inconclusive"):
                 found.append((index, row))
     return found
 
@@ -111,10 +112,12 @@ def run_compare(args: argparse.Namespace) -> int:
         print("infersuite compare: --fail-on-regression needs at least two files",
               file=sys.stderr)
         return 2
-    regressions = compute_regressions(runs, args.threshold)
-    for index, row in regressions:
+    flagged = compute_regressions(runs, args.threshold)
+    for index, row in flagged:
         reason = row.verdict.reason if row.verdict else ""
-        print(f"REGRESSION [{index}] {row.name}: {reason}")
-    from infersuite.baseline.gate import EXIT_REGRESSION
+        print(f"{row.status.upper()} [{index}] {row.name}: {reason}")
+    from infersuite.baseline.gate import EXIT_INCONCLUSIVE, EXIT_REGRESSION
 
-    return EXIT_REGRESSION if regressions else 0
+    statuses = {row.status for _, row in flagged}
+    return (EXIT_REGRESSION if "regression" in statuses
+            else EXIT_INCONCLUSIVE if statuses else 0)

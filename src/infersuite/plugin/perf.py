@@ -83,6 +83,7 @@ class PerfState:
     report: dict[str, Any] | None = None
     written: list[str] = field(default_factory=list)
     regressions: int = 0
+    inconclusive: int = 0
     nothing_gated: bool = False  # a baseline that shares no benchmark with the run
 
     def energy_counter(self, device: str) -> Any:
@@ -291,6 +292,7 @@ def _finish_run(config: pytest.Config, state: PerfState, records: list[PerfRecor
 
     gate = _run_gate(state, records) if state.baseline is not None else None
     state.regressions = len(gate.regressions) if gate else 0
+    state.inconclusive = len(gate.inconclusive) if gate else 0
     state.nothing_gated = gate is not None and all(r.status == "new" for r in gate.rows)
     state.report = build_report(
         records, state.get_fingerprint(), _settings_summary(config, state), gate,
@@ -330,10 +332,10 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return  # a failed test wins: its run's timings are not to be trusted
     if state.nothing_gated:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
-    elif state.regressions:
-        from infersuite.baseline.gate import EXIT_REGRESSION
+    elif state.regressions or state.inconclusive:
+        from infersuite.baseline.gate import EXIT_INCONCLUSIVE, EXIT_REGRESSION
 
-        session.exitstatus = EXIT_REGRESSION
+        session.exitstatus = EXIT_REGRESSION if state.regressions else EXIT_INCONCLUSIVE
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -350,7 +352,12 @@ def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pyte
     if state.regressions:
         terminalreporter.write_line(
             f"FAILED: {state.regressions} performance regression(s) against "
-            f"{state.baseline_path}; the run exits non-zero", red=True, bold=True)
+            f"{state.baseline_path}; the run exits 10", red=True, bold=True)
+    elif state.inconclusive:
+        terminalreporter.write_line(
+            f"INCONCLUSIVE: {state.inconclusive} benchmark(s) against {state.baseline_path}: "
+            "this host's noise hides the threshold (see the gate rows); the run exits 11",
+            yellow=True, bold=True)
     if state.nothing_gated:
         terminalreporter.write_line(
             f"FAILED: {state.baseline_path} shares no benchmark with this run, so nothing "

@@ -142,7 +142,7 @@ def render_gate_summary(gate: dict[str, Any]) -> str:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
     head = (f"regression gate vs {gate['baseline']}: "
             + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-    table = render_gate_table(gate, statuses=("regression", "improvement"))
+    table = render_gate_table(gate, statuses=("regression", "improvement", "inconclusive"))
     if any(r["status"] == "regression" for r in gate["rows"]):
         head = "PERFORMANCE REGRESSION — " + head
     return head + ("\n" + table if table else "")

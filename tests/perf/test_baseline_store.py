@@ -149,8 +149,8 @@ def test_fingerprint_records_tf32_and_sdpa_backends():
 
 
 def test_noise_above_the_threshold_makes_unchanged_inconclusive():
-    """Same samples both sides; a baseline whose two runs' medians differ by 18% (of their median) cannot
-    rule out a 5% change, so the gate does not call it unchanged."""
+    """Same samples both sides; a baseline whose two runs' medians differ by 18% of their
+    median cannot rule out a 5% change, so the gate does not call it unchanged."""
     from infersuite.baseline.gate import compute_gate_row
 
     samples = [0.010 + 0.0001 * i for i in range(40)]

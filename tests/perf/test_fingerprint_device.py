@@ -7,6 +7,7 @@ import json
 import pytest
 
 from infersuite.baseline import fingerprint
+from infersuite.measure import probe
 
 PRETEND_GPU = """
 import pytest
@@ -43,6 +44,7 @@ def gpu_host(pytester, monkeypatch):
         return {"name": "NVIDIA H200", "memory_bytes": 143 * 2**30, "capability": "9.0"}
 
     monkeypatch.setattr(fingerprint, "_gpu_info", fake_gpu)
+    monkeypatch.setattr(probe, "make_probe", lambda device: lambda: 0.001)  # no CUDA here
     pytester.makeconftest(PRETEND_GPU)
     pytester.makepyfile(test_bench=BENCH)
     return pytester

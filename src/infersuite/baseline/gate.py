@@ -8,12 +8,18 @@ larger than max(threshold, the baseline's recorded between-run spread). Two answ
   say nothing of how far a second run lands, so the shift may be that run-to-run noise;
 - "unchanged" when the spread is above the threshold: a change of the threshold's size
   would have gone unseen, so passing would claim more than the data shows.
+
+Where both sides carry the in-run reference probe (measure/probe.py), each benchmark is also
+judged on its samples divided by their round's probe, and the gate keeps the verdict of the
+series whose baseline is less noisy (compute_probed_gate_row).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+
+import numpy as np
 
 from infersuite.stats.compare import Verdict, compute_history_spread, compute_verdict
 from infersuite.stats.percentiles import compute_percentile
@@ -35,6 +41,9 @@ class GateRow:
     history_spread: float
     baseline_median: float | None
     current_median: float | None
+    gated_on: str = "raw"  # raw | normalized (samples divided by their round's probe)
+    noise: dict[str, float] | None = None  # each series' noise, where both were judged
+    other_ratio: float | None = None  # the median ratio of the series not gated on
 
 
 @dataclass(frozen=True)
@@ -76,20 +85,67 @@ def compute_gate_row(key: str, name: str, metric: str, baseline: Sequence[float]
                    compute_percentile(baseline, 50), compute_percentile(current, 50))
 
 
+def compute_noise(samples: Sequence[float], run_medians: Sequence[float]) -> float:
+    """How noisy a baseline series is: the between-run spread of its run medians where it
+    has 2 or more, else its own samples' median absolute deviation over their median."""
+    if len(run_medians) >= 2:
+        return compute_history_spread(run_medians)
+    values = np.asarray(samples, dtype=np.float64)
+    median = float(np.median(values))
+    return float(np.median(np.abs(values - median)) / median)
+
+
+@dataclass(frozen=True)
+class Probed:
+    """A benchmark's reference-probe times (one per sample) on both sides, and the
+    baseline's per-run medians of the normalized samples."""
+
+    baseline: Sequence[float]
+    current: Sequence[float]
+    normalized_medians: Sequence[float]
+
+
+def compute_probed_gate_row(key: str, name: str, metric: str, baseline: Sequence[float],
+                            current: Sequence[float], run_medians: Sequence[float],
+                            threshold: float, probed: Probed) -> GateRow:
+    """Judge the raw samples and the samples divided by their round's probe; gate on the
+    series whose baseline is less noisy (compute_noise: chosen from the baseline alone, so
+    the choice cannot lean on the outcome), and keep the other's ratio for the report."""
+    base_norm = np.asarray(baseline) / np.asarray(probed.baseline)
+    cur_norm = np.asarray(current) / np.asarray(probed.current)
+    raw = compute_gate_row(key, name, metric, baseline, current, run_medians, threshold)
+    normalized = compute_gate_row(key, name, metric, base_norm.tolist(), cur_norm.tolist(),
+                                  probed.normalized_medians, threshold)
+    noise = {"raw": compute_noise(baseline, run_medians),
+             "normalized": compute_noise(base_norm.tolist(), probed.normalized_medians)}
+    chosen, other = ((normalized, raw) if noise["normalized"] < noise["raw"]
+                     else (raw, normalized))
+    other_ratio = other.verdict.shift.median_ratio if other.verdict and other.verdict.shift \
+        else None
+    return replace(chosen, gated_on="normalized" if chosen is normalized else "raw",
+                   noise=noise, other_ratio=other_ratio, baseline_median=raw.baseline_median,
+                   current_median=raw.current_median)
+
+
 def compute_gate(
     baseline: Mapping[str, Sequence[float]],
     current: Mapping[str, tuple[str, str, Sequence[float]]],
     run_medians: Mapping[str, Sequence[float]],
     threshold: float,
+    probed: Mapping[str, Probed] | None = None,
 ) -> GateResult:
     """`current`: key -> (display name, metric, samples); keys absent from the baseline
-    are "new" (not gated)."""
+    are "new" (not gated); keys in `probed` are judged raw and normalized."""
     rows = []
     for key, (name, metric, samples) in current.items():
         if key not in baseline:
             rows.append(GateRow(key, name, metric, "new", None, 0.0, None,
                                     compute_percentile(samples, 50)))
-            continue
-        rows.append(compute_gate_row(key, name, metric, baseline[key], samples,
-                                     run_medians.get(key, ()), threshold))
+        elif probed and key in probed:
+            rows.append(compute_probed_gate_row(key, name, metric, baseline[key], samples,
+                                                run_medians.get(key, ()), threshold,
+                                                probed[key]))
+        else:
+            rows.append(compute_gate_row(key, name, metric, baseline[key], samples,
+                                         run_medians.get(key, ()), threshold))
     return GateResult(tuple(rows), threshold)

@@ -99,6 +99,13 @@ def merge_run(
                      samples=list(samples))
         run = {"timestamp": stamp, "git_commit": fingerprint.get("git_commit"),
                "median": compute_percentile(samples, 50), "n": len(samples)}
+        probes = record.metrics.get("probe_s", [])
+        if len(probes) == len(samples):  # the reference probe of each sample's round
+            entry["probe_samples"] = list(probes)
+            run["median_normalized"] = compute_percentile(
+                [s / p for s, p in zip(samples, probes, strict=True)], 50)
+        else:
+            entry.pop("probe_samples", None)
         energy = record.extra.get("energy")
         if isinstance(energy, dict) and energy.get("status") == "ok":
             entry["energy"] = energy  # the latest run's; each run keeps its J/token and W
@@ -119,6 +126,18 @@ def baseline_samples(data: dict[str, Any]) -> dict[str, list[float]]:
 def baseline_run_medians(data: dict[str, Any], key: str) -> list[float]:
     entry = data["benchmarks"].get(key) or {}
     return [float(r["median"]) for r in entry.get("runs", [])]
+
+
+def baseline_probes(data: dict[str, Any], key: str) -> tuple[list[float], list[float]] | None:
+    """(probe samples of the latest run, per-run medians of the normalized samples) where
+    the baseline has them (runs saved before probes existed lack a normalized median)."""
+    entry = data["benchmarks"].get(key) or {}
+    probes = entry.get("probe_samples")
+    if not isinstance(probes, list) or len(probes) != len(entry.get("samples", [])):
+        return None
+    medians = [float(r["median_normalized"]) for r in entry.get("runs", [])
+               if isinstance(r.get("median_normalized"), (int, float))]
+    return [float(p) for p in probes], medians
 
 
 def check_same_device(path: Path, data: dict[str, Any], fingerprint: dict[str, Any]) -> None:

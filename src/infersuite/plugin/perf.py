@@ -78,6 +78,7 @@ class PerfState:
     # a GPU host measures the CPU only, and is fingerprinted as the CPU.
     measured_devices: frozenset[str] | None = None
     energy_counters: dict[str, Any] = field(default_factory=dict)
+    probes: dict[str, Any] = field(default_factory=dict)
     records: dict[str, PerfRecord] = field(default_factory=dict)
     benchmark_rounds: dict[str, PerfRecord] = field(default_factory=dict)  # plain benchmarks
     report: dict[str, Any] | None = None
@@ -85,6 +86,14 @@ class PerfState:
     regressions: int = 0
     inconclusive: int = 0
     nothing_gated: bool = False  # a baseline that shares no benchmark with the run
+
+    def probe(self, device: str) -> Any:
+        """The reference probe on `device` (measure/probe.py), built once per run."""
+        if device not in self.probes:
+            from infersuite.measure.probe import make_probe
+
+            self.probes[device] = make_probe(device)
+        return self.probes[device]
 
     def energy_counter(self, device: str) -> Any:
         """The device's NVML energy counter (or why there is none), opened once per run."""
@@ -267,14 +276,21 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list,
 
 
 def _run_gate(state: PerfState, records: list[PerfRecord]) -> Any:
-    from infersuite.baseline.gate import compute_gate
-    from infersuite.baseline.store import baseline_run_medians, baseline_samples
+    from infersuite.baseline.gate import Probed, compute_gate
+    from infersuite.baseline.store import baseline_probes, baseline_run_medians, baseline_samples
 
     assert state.baseline is not None
     current = {r.fullname: (r.name, r.primary, r.primary_samples())
                for r in records if r.primary_samples()}
     medians = {key: baseline_run_medians(state.baseline, key) for key in current}
-    return compute_gate(baseline_samples(state.baseline), current, medians, state.threshold)
+    probed = {}
+    for record in records:
+        stored = baseline_probes(state.baseline, record.fullname)
+        probes = record.metrics.get("probe_s", [])
+        if stored is not None and probes and len(probes) == len(record.primary_samples()):
+            probed[record.fullname] = Probed(stored[0], probes, stored[1])
+    return compute_gate(baseline_samples(state.baseline), current, medians, state.threshold,
+                        probed)
 
 
 def _settings_summary(config: pytest.Config, state: PerfState) -> dict[str, Any]:

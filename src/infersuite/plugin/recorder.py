@@ -25,6 +25,7 @@ class PerfRecorder:
         self._node = request.node
         self._benchmark: Any = None
         self._energy: dict[str, Any] | None = None
+        self._probes: list[float] = []
 
     def rounds(self, default: int) -> int:
         if self._state.rounds is None:
@@ -58,13 +59,26 @@ class PerfRecorder:
             rounds, warmup_rounds = 1, 0
         wrapped, results = collect_after_warmup(fn, warmup_rounds)
         meter = None if energy is None else EnergyMeter(self._state.energy_counter(energy[0]))
+        probes: list[float] = []
+        probe = self._probe()
         with gc_disabled():
             if meter is not None:
                 meter.start()
-            benchmark.pedantic(wrapped, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds)
+            benchmark.pedantic(wrapped, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds,
+                               setup=None if probe is None else lambda: probes.append(probe()))
             if meter is not None and energy is not None:
                 self._energy = meter.stop(energy[1] * (rounds + warmup_rounds))
+        # The probe ran (untimed) before every round: keep those of the measured ones.
+        self._probes = probes[-len(results):] if results and len(probes) >= len(results) else []
         return results
+
+    def _probe(self) -> Callable[[], float] | None:
+        """The reference probe (measure/probe.py) on the case's device, or None for a
+        benchmark without a case."""
+        callspec = getattr(self._node, "callspec", None)
+        case = callspec.params.get("infer_case") if callspec is not None else None
+        device = getattr(case, "device", None)
+        return None if device is None else self._state.probe(device)
 
     def measure_engine(self, benchmark: Any, infer_case: Any, call: Callable[[Any], T],
                        rounds: int, warmup_rounds: int, *, value: Callable[[T], float],
@@ -120,9 +134,11 @@ class PerfRecorder:
         if primary not in metrics:
             raise ValueError(f"primary metric {primary!r} is not among {sorted(metrics)}")
         extra = {**(extra or {}), **({"energy": self._energy} if self._energy else {})}
+        samples = {k: [float(v) for v in vals] for k, vals in metrics.items()}
+        if len(self._probes) == len(samples[primary]):  # one probe per primary sample
+            samples["probe_s"] = list(self._probes)
         record = PerfRecord(name=self._node.name, fullname=self._node.nodeid, primary=primary,
-                            metrics={k: [float(v) for v in vals] for k, vals in metrics.items()},
-                            group=group, extra=extra)
+                            metrics=samples, group=group, extra=extra)
         self._state.records[record.fullname] = record
         if self._benchmark is not None:
             self._benchmark.extra_info.update(

@@ -95,6 +95,7 @@ def build_gate_row(row: GateRow) -> dict[str, Any]:
         "p_value_slower": shift.p_value_slower if shift else None,
         "p99_ratio": row.verdict.p99_ratio if row.verdict else None,
         "history_spread": row.history_spread,
+        "gated_on": row.gated_on, "noise": row.noise, "other_median_ratio": row.other_ratio,
         "threshold": row.verdict.threshold if row.verdict else None,
         "reason": row.verdict.reason if row.verdict else "not in the baseline",
     })

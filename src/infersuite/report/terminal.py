@@ -88,18 +88,28 @@ def _ratio(row: dict[str, Any]) -> str:
             f"[{(row['ratio_lower'] - 1) * 100:+.1f}, {(row['ratio_upper'] - 1) * 100:+.1f}]")
 
 
+def _gated_on(row: dict[str, Any]) -> str:
+    """Which series the verdict is on; with the reference probe, the other's shift too."""
+    other = row.get("other_median_ratio")
+    if other is None:
+        return row.get("gated_on", "raw")
+    label = "raw" if row.get("gated_on") == "normalized" else "normalized"
+    return f"{row.get('gated_on')} ({label} {(other - 1) * 100:+.1f}%)"
+
+
 def render_gate_table(gate: dict[str, Any], statuses: Sequence[str] | None = None,
                       fmt: str = "simple") -> str:
     rows = [[r["name"], r["metric"], r["status"], format_ms(r["baseline_median_s"]),
-             format_ms(r["current_median_s"]), _ratio(r),
+             format_ms(r["current_median_s"]), _gated_on(r), _ratio(r),
              "–" if r.get("p_value_slower") is None else f"{r['p_value_slower']:.2g}",
              "–" if r.get("threshold") is None else f"{r['threshold'] * 100:.1f}%"]
             for r in gate["rows"] if statuses is None or r["status"] in statuses]
     if not rows:
         return ""
     return tabulate(rows, headers=["benchmark", "metric", "verdict", "baseline p50 ms",
-                                   "current p50 ms", "median shift [99% CI]", "p(slower)",
-                                   "threshold"], tablefmt=fmt, disable_numparse=True)
+                                   "current p50 ms", "gated on", "median shift [99% CI]",
+                                   "p(slower)", "threshold"], tablefmt=fmt,
+                    disable_numparse=True)
 
 
 def render_headlines(report: dict[str, Any]) -> list[str]:

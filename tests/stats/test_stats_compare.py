@@ -124,8 +124,18 @@ def test_shift_interval_covers_true_ratio() -> None:
 
 
 def test_history_spread_estimator() -> None:
+    """The one-sided 99% prediction bound of one more run's median, from k earlier runs."""
+    from scipy import stats
+
     medians = [1.0, 1.04, 0.98, 1.02]
-    assert compute_history_spread(medians) == pytest.approx((1.04 - 0.98) / 1.01)
+    logs = np.log(medians)
+    bound = stats.t.ppf(0.99, 3) * np.std(logs, ddof=1) * math.sqrt(1 + 1 / 4)
+    assert compute_history_spread(medians) == pytest.approx(math.expm1(bound))
+    # two runs pay for knowing their scatter poorly: 39 standard deviations
+    two = compute_history_spread([1.0, 1.01])
+    assert two == pytest.approx(math.expm1(stats.t.ppf(0.99, 1) * np.std(np.log([1.0, 1.01]),
+                                                                          ddof=1) * 1.5 ** 0.5))
+    assert two > 0.3
     assert compute_history_spread([0.02]) == 0.0
     assert compute_history_spread([]) == 0.0
     assert compute_history_spread([0.02, 0.02, 0.02]) == 0.0

@@ -1,12 +1,13 @@
 """The regression gate: each benchmark's raw samples against its baseline's, one verdict each.
 
 Rule (stats.compare.compute_verdict): regression = slower with p < alpha and a median shift
-larger than max(threshold, the baseline's recorded between-run spread). Two answers become
+larger than max(threshold, the baseline's run-to-run bound: how far one more run's median
+may land by chance, predicted from its recorded runs). Two answers become
 "inconclusive" instead, because the host's noise is unknown or larger than the question:
 
 - a regression or improvement against a baseline of fewer than 2 runs: one run's own samples
   say nothing of how far a second run lands, so the shift may be that run-to-run noise;
-- "unchanged" when the spread is above the threshold: a change of the threshold's size
+- "unchanged" when that bound is above the threshold: a change of the threshold's size
   would have gone unseen, so passing would claim more than the data shows.
 
 Where both sides carry the in-run reference probe (measure/probe.py), each benchmark is also
@@ -75,9 +76,10 @@ def compute_gate_row(key: str, name: str, metric: str, baseline: Sequence[float]
                "run)")
     elif status == "unchanged" and spread > threshold:
         status = "inconclusive"
-        why = (f"the baseline's between-run spread {spread:.1%} is above the "
-               f"{threshold:.0%} threshold: a change of that size would go unseen here; "
-               "record baselines on a quieter machine or compare with --infer-ab")
+        why = (f"the baseline's {len(run_medians)} runs let one more run's median land up to "
+               f"+{spread:.1%} by chance, above the {threshold:.0%} threshold: a change of "
+               "that size would go unseen here; save more runs, record on a quieter machine, "
+               "or compare with --infer-ab")
     if why:
         verdict = replace(verdict, status=status, reason=f"inconclusive: {why}; "
                                                          f"{verdict.reason}")

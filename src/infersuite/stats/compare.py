@@ -125,16 +125,25 @@ def compute_verdict(
     return Verdict(status, shift, p99_ratio, effective, reason)
 
 
-def compute_history_spread(run_medians: Sequence[float]) -> float:
-    """Between-run relative spread of a baseline's per-run medians: (max - min) / median.
+def compute_history_spread(run_medians: Sequence[float], alpha: float = 0.01) -> float:
+    """How far one more run's median may land above the baseline's runs by chance: the
+    one-sided (1 - alpha) prediction bound for a new run's log median, given k >= 2 earlier
+    runs' log medians with standard deviation s, as a relative change:
 
-    The range over k runs is about 1.1 (k=2) to 3 (k=10) run-to-run standard deviations, a
-    deliberately conservative floor for the gate threshold. Fewer than 2 runs -> 0.0.
+        exp(t_{k-1, 1-alpha} * s * sqrt(1 + 1/k)) - 1        (scipy.stats.t)
+
+    Run medians scatter far more than one run's own samples suggest (a run shares its
+    clock, cache and neighbours), and k runs estimate that scatter poorly, which the t
+    quantile pays for: k=2 multiplies s by 39, k=5 by 4.1, k=10 by 3.0. Fewer than 2 runs
+    -> 0.0 (the gate then treats the run-to-run noise as unknown).
     """
     medians = _positive_array(run_medians, "run_medians")
     if medians.size < 2:
         return 0.0
-    return float((medians.max() - medians.min()) / np.median(medians))
+    logs = np.log(medians)
+    spread = float(np.std(logs, ddof=1))
+    k = medians.size
+    return float(math.expm1(sps.t.ppf(1.0 - alpha, k - 1) * spread * math.sqrt(1.0 + 1.0 / k)))
 
 
 def _hodges_lehmann_log_shift(

@@ -2,8 +2,9 @@
 
 Arguments: ``attention=eager|sdpa`` runs every call with that attention implementation
 (default: the model's own). ``slowdown=F`` (a fraction, e.g. 0.05) plants a known
-slowdown for proving a regression gate: after each generation step it sleeps F times that
-step's own duration, so every generate() takes about (1 + F) times as long. With float32
+slowdown for proving a regression gate: after each generation step it spins F times that
+step's own duration, and after each other call (prefill, decode step, forward pass) F times
+that call's, so every call takes about (1 + F) times as long. With float32
 on the CPU and no arguments this engine is the reference that judges every other engine.
 """
 
@@ -63,13 +64,28 @@ class HFEngine(Engine):
         finally:
             self.model.set_attn_implementation(original)
 
+    @contextlib.contextmanager
+    def _planted(self) -> Iterator[None]:
+        """``slowdown=``: a call outside generate() then takes (1 + slowdown) times its own
+        time (generate() is slowed per step, by its logits processor)."""
+        if not self.slowdown:
+            yield
+            return
+        import time
+
+        from infersuite.measure.hooks import spin
+
+        start = time.perf_counter()
+        yield
+        spin(self.slowdown * (time.perf_counter() - start))
+
     def _on_device(self, *tensors: torch.Tensor) -> list[torch.Tensor]:
         return [t.to(self.device) for t in tensors]
 
     def forward_logits(self, input_ids: torch.Tensor,
                        attention_mask: torch.Tensor) -> torch.Tensor:
         ids, mask = self._on_device(input_ids, attention_mask)
-        with self._attention():
+        with self._planted(), self._attention():
             return hf.forward_logits(self.model, ids, mask).cpu()
 
     def generate_kwargs(self) -> dict[str, Any]:
@@ -88,14 +104,15 @@ class HFEngine(Engine):
     def prefill(self, input_ids: torch.Tensor,
                 attention_mask: torch.Tensor) -> tuple[torch.Tensor, Any]:
         ids, mask = self._on_device(input_ids, attention_mask)
-        with self._attention():
+        with self._planted(), self._attention():
             logits, cache = hf.prefill(self.model, ids, mask)
-        return logits.cpu(), cache
+            logits = logits.cpu()
+        return logits, cache
 
     def decode_step(self, state: Any, input_ids: torch.Tensor,
                     attention_mask: torch.Tensor) -> torch.Tensor:
         ids, mask = self._on_device(input_ids, attention_mask)
-        with self._attention():
+        with self._planted(), self._attention():
             return hf.decode_step(self.model, state, ids, mask).cpu()
 
     def fork(self, state: Any) -> Any:

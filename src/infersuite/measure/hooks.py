@@ -43,11 +43,19 @@ class TokenMarkProcessor(LogitsProcessor):
         self.n_steps += 1
         if self.slowdown:
             now = self._clock()
-            deadline = now + self.slowdown * (now - self._last)
-            while self._clock() < deadline:
-                pass
+            spin(self.slowdown * (now - self._last))
             self._last = self._clock()
         return scores
+
+
+def spin(seconds: float) -> None:
+    """Busy-wait `seconds` on the perf counter (a planted slowdown: exact where a sleep of
+    tens of microseconds would overshoot)."""
+    import time
+
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        pass
 
 
 def token_mark_hooks(on_token: Callable[[], None] | None,

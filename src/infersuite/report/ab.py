@@ -7,9 +7,10 @@ from typing import Any
 
 def _cells(row: dict[str, Any]) -> list[str]:
     effect = row["effect"]
-    low, high = (effect["ratio_lower"] - 1) * 100, (effect["ratio_upper"] - 1) * 100
+    low, high = (("-" if effect[k] is None else f"{(effect[k] - 1) * 100:+.2f}%")
+                 for k in ("ratio_lower", "ratio_upper"))
     return [row["name"], row["metric"], row["status"],
-            f"{(effect['ratio'] - 1) * 100:+.2f}%", f"[{low:+.2f}%, {high:+.2f}%]",
+            f"{(effect['ratio'] - 1) * 100:+.2f}%", f"[{low}, {high}]",
             f"{row['p_slower_adjusted']:.2g}", str(effect["n"]), f"{row['seconds']:.1f}",
             row["stop"]]
 

@@ -6,7 +6,9 @@ Each round runs variant A and variant B once, in random order, so both see the s
 the two shared. Over rounds:
 
 - effect: the median per-round ratio, ``exp(median(log(b / a)))``;
-- interval: a bootstrap percentile interval of that median (``scipy.stats.bootstrap``);
+- interval: the order-statistic interval of that median (stats/percentiles.py: exact and
+  distribution-free at every n, where a bootstrap's coverage is only approximate; with too
+  few rounds for a bound the interval is unbounded and more rounds are asked for);
 - test: Wilcoxon's signed-rank test of the log ratios (``scipy.stats.wilcoxon``), one-sided
   each way ("B slower", "B faster");
 - many benchmarks: Holm's step-down (family-wise error <= alpha; the default) or
@@ -34,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from infersuite.stats.percentiles import compute_percentile_interval
+
 CORRECTIONS = ("holm", "bh")
-BOOTSTRAP_RESAMPLES = 2000
 
 
 @dataclass(frozen=True)
@@ -55,11 +58,13 @@ class PairedEffect:
         return self.ratio_upper - self.ratio_lower
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON-ready: an unbounded interval end (too few rounds) is None."""
+        return {k: None if isinstance(v, float) and math.isinf(v) else v
+                for k, v in asdict(self).items()}
 
 
-def compute_paired_effect(a: Sequence[float], b: Sequence[float], confidence: float = 0.99,
-                          seed: int = 0) -> PairedEffect:
+def compute_paired_effect(a: Sequence[float], b: Sequence[float],
+                          confidence: float = 0.99) -> PairedEffect:
     """The effect of B vs A from paired samples (round i of A with round i of B)."""
     from scipy import stats
 
@@ -82,11 +87,11 @@ def compute_paired_effect(a: Sequence[float], b: Sequence[float], confidence: fl
                             confidence)
     p_slower = float(stats.wilcoxon(logs, alternative="greater").pvalue)
     p_faster = float(stats.wilcoxon(logs, alternative="less").pvalue)
-    interval = stats.bootstrap((logs,), np.median, confidence_level=confidence,
-                               n_resamples=BOOTSTRAP_RESAMPLES, method="percentile",
-                               random_state=np.random.default_rng(seed)).confidence_interval
-    return PairedEffect(len(logs), math.exp(median), math.exp(float(interval.low)),
-                        math.exp(float(interval.high)), p_slower, p_faster, confidence)
+    interval = compute_percentile_interval(logs, 50.0, confidence)
+    low = -math.inf if interval.lower is None else interval.lower
+    high = math.inf if interval.upper is None else interval.upper
+    return PairedEffect(len(logs), math.exp(median), math.exp(low), math.exp(high), p_slower,
+                        p_faster, confidence)
 
 
 def adjust_p_values(p_values: Sequence[float], method: str = "holm") -> list[float]:

@@ -34,9 +34,11 @@ def runs(tmp_path):
     base = _write_report(tmp_path / "a", 1.0, 1)
     same = _write_report(tmp_path / "b", 1.0, 2)
     slower = _write_report(tmp_path / "c", 1.3, 3)
-    baseline = tmp_path / "baseline.json"  # two runs: the gate knows the run-to-run spread
-    save_baseline(baseline, merge_run(merge_run(None, _records(1.0, 5), FP), _records(1.0, 4),
-                                      FP))
+    baseline = tmp_path / "baseline.json"  # six runs: the gate knows the run-to-run spread
+    data = None
+    for seed in range(4, 10):
+        data = merge_run(data, _records(1.0, seed), FP)
+    save_baseline(baseline, data)
     return base, same, slower, baseline
 
 
@@ -52,15 +54,16 @@ def test_compare_renders_side_by_side(runs, capsys):
 
 def test_fail_on_regression_exit_codes(runs, capsys):
     base, same, slower, baseline = runs
-    assert main(["compare", str(base), str(same), "--fail-on-regression"]) == 0
+    assert main(["compare", str(baseline), str(same), "--fail-on-regression"]) == 0
     assert main(["compare", str(baseline), str(slower), "--fail-on-regression"]) == 10
     out = capsys.readouterr().out
     assert "REGRESSION [1] test_slow" in out
     assert "REGRESSION [1] test_steady" not in out
     # A report (one run) as the first file: its spread is unknown, a shift is inconclusive.
     assert main(["compare", str(base), str(slower), "--fail-on-regression"]) == 11
-    assert ("INCONCLUSIVE [1] test_slow: inconclusive: a regression against a baseline with "
+    assert ("INCONCLUSIVE [1] test_slow: inconclusive: regression against a baseline with "
             "0 recorded runs") in capsys.readouterr().out
+    assert main(["compare", str(base), str(same), "--fail-on-regression"]) == 11
 
 
 def test_report_rerenders_a_saved_run(runs, capsys):

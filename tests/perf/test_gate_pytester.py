@@ -78,13 +78,14 @@ def test_gate_a_a_passes_and_a_b_fails_naming_the_benchmark(bench_dir):
 
 def test_a_shift_against_a_one_run_baseline_is_inconclusive(bench_dir):
     """One saved run says nothing of how far the next run lands: a 30% shift is reported,
-    not called a regression, and the run exits 11 with the remedy."""
+    not called a regression, nor the steady benchmark a pass; the run exits 11 with the
+    remedy."""
     base = str(bench_dir.path / "baseline.json")
     _run(bench_dir, "--infer-save-baseline", base).assert_outcomes(passed=2)
     bench_dir.makeconftest(CONFTEST.format(factor=1.3))
     slow = _run(bench_dir, "--infer-baseline", base)
     assert slow.ret == EXIT_INCONCLUSIVE, slow.stdout.str()
-    slow.stdout.fnmatch_lines(["*test_fast*inconclusive*", "*INCONCLUSIVE: 1 benchmark(s)*"])
+    slow.stdout.fnmatch_lines(["*test_fast*inconclusive*", "*INCONCLUSIVE: 2 benchmark(s)*"])
     report = json.loads((bench_dir.path / "rep" / "report.json").read_text())
     [row] = [r for r in report["gate"]["rows"] if r["name"] == "test_fast"]
     assert "save the baseline again" in row["reason"]

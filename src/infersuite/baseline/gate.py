@@ -5,8 +5,8 @@ larger than max(threshold, the baseline's run-to-run bound: how far one more run
 may land by chance, predicted from its recorded runs). Two answers become
 "inconclusive" instead, because the host's noise is unknown or larger than the question:
 
-- a regression or improvement against a baseline of fewer than 2 runs: one run's own samples
-  say nothing of how far a second run lands, so the shift may be that run-to-run noise;
+- any verdict against a baseline of fewer than 2 runs: one run's own samples say nothing of
+  how far a second run lands, so a shift (or its absence) may be run-to-run noise;
 - "unchanged" when that bound is above the threshold: a change of the threshold's size
   would have gone unseen, so passing would claim more than the data shows.
 
@@ -67,13 +67,13 @@ def compute_gate_row(key: str, name: str, metric: str, baseline: Sequence[float]
     spread = compute_history_spread(run_medians) if len(run_medians) >= 2 else 0.0
     verdict = compute_verdict(baseline, current, threshold=threshold, history_spread=spread)
     status, why = verdict.status, ""
-    if status in ("regression", "improvement") and len(run_medians) < 2:
+    if status in ("regression", "improvement", "unchanged") and len(run_medians) < 2:
         status = "inconclusive"
         runs = len(run_medians)
-        why = (f"a {verdict.status} against a baseline with {runs} recorded "
-               f"run{'' if runs == 1 else 's'}: its run-to-run spread is unknown, so the shift "
-               "may be that noise; save the baseline again (--infer-save-baseline appends a "
-               "run)")
+        why = (f"{verdict.status} against a baseline with {runs} recorded "
+               f"run{'' if runs == 1 else 's'}: its run-to-run spread is unknown, so a shift, "
+               "or its absence, may be that noise; save the baseline again "
+               "(--infer-save-baseline appends a run)")
     elif status == "unchanged" and spread > threshold:
         status = "inconclusive"
         why = (f"the baseline's {len(run_medians)} runs let one more run's median land up to "
@@ -88,8 +88,9 @@ def compute_gate_row(key: str, name: str, metric: str, baseline: Sequence[float]
 
 
 def compute_noise(samples: Sequence[float], run_medians: Sequence[float]) -> float:
-    """How noisy a baseline series is: the between-run spread of its run medians where it
-    has 2 or more, else its own samples' median absolute deviation over their median."""
+    """How noisy a baseline series is: the run-to-run bound of its run medians where it has
+    2 or more (pass none to compare within-run noise), else its own samples' median
+    absolute deviation over their median."""
     if len(run_medians) >= 2:
         return compute_history_spread(run_medians)
     values = np.asarray(samples, dtype=np.float64)
@@ -118,8 +119,12 @@ def compute_probed_gate_row(key: str, name: str, metric: str, baseline: Sequence
     raw = compute_gate_row(key, name, metric, baseline, current, run_medians, threshold)
     normalized = compute_gate_row(key, name, metric, base_norm.tolist(), cur_norm.tolist(),
                                   probed.normalized_medians, threshold)
-    noise = {"raw": compute_noise(baseline, run_medians),
-             "normalized": compute_noise(base_norm.tolist(), probed.normalized_medians)}
+    # Compare like with like: run-to-run bounds when both series have 2+ runs, else both
+    # series' within-run noise.
+    both = len(run_medians) >= 2 and len(probed.normalized_medians) >= 2
+    noise = {"raw": compute_noise(baseline, run_medians if both else ()),
+             "normalized": compute_noise(base_norm.tolist(),
+                                         probed.normalized_medians if both else ())}
     chosen, other = ((normalized, raw) if noise["normalized"] < noise["raw"]
                      else (raw, normalized))
     other_ratio = other.verdict.shift.median_ratio if other.verdict and other.verdict.shift \

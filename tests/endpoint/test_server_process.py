@@ -65,9 +65,13 @@ def test_no_orphan_server_when_pytest_is_stopped(pytester, how):
     """Ctrl-C: pytest's teardown stops the server. kill -9: no teardown runs, the server
     gets SIGTERM from the kernel as its parent dies (PR_SET_PDEATHSIG)."""
     pytester.makepyfile(test_hold=textwrap.dedent(HOLD))
+    # A run launched in the background (`cmd &` in a shell without job control, nohup)
+    # inherits SIGINT ignored, and Python then installs no KeyboardInterrupt handler: give
+    # the child the default disposition, as a terminal's Ctrl-C would find it.
     process = subprocess.Popen([sys.executable, "-m", "pytest", "-s", "-p", "no:cacheprovider",
                                 "test_hold.py"], cwd=pytester.path, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+                               stderr=subprocess.STDOUT, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     pid = None
     assert process.stdout is not None
     for line in process.stdout:

@@ -34,7 +34,7 @@ def test_instrumentation_overhead(benchmark, infer_perf, infer_case, case_reques
     infer_case.require("stream")
     device = infer_case.case.device
     request = case_request(infer_case, 1)
-    order = [0]
+    calls: dict[int, int] = {}  # per engine: under --infer-ab, B alternates its own order
 
     def pair(engine) -> tuple[float, float]:
         def plain():
@@ -43,8 +43,8 @@ def test_instrumentation_overhead(benchmark, infer_perf, infer_case, case_reques
         def instrumented():
             return run_timed_request(engine, request, N_NEW_TOKENS)
 
-        order[0] += 1
-        if order[0] % 2:
+        calls[id(engine)] = calls.get(id(engine), 0) + 1
+        if calls[id(engine)] % 2:
             return _boundary_timed(plain, device), _boundary_timed(instrumented, device)
         instr = _boundary_timed(instrumented, device)
         return _boundary_timed(plain, device), instr

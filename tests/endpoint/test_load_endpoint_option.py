@@ -10,34 +10,36 @@ from infersuite.serving.stub import StubServer, StubTiming
 pytestmark = pytest.mark.endpoint
 
 
-def test_load_levels_against_a_running_server(pytester, copy_suite_module):
+@pytest.fixture
+def stub_url():
+    """A stub server the user would have started: its URL, stopped after the test."""
     stub = StubServer(StubTiming(ttft_s=0.004, itl_s=0.001)).start()
     try:
-        copy_suite_module("perf/test_endpoint_load.py")
-        result = pytester.runpytest("-p", "no:cacheprovider", "--infer-endpoint", stub.url,
-                                    "--infer-report-dir", "rep", "-k", "c1 or c2")
-        result.assert_outcomes(passed=2)
-        result.stdout.fnmatch_lines(["*infersuite endpoint load*",
-                                     "*-openai*concurrency 1*ok=48*",
-                                     "*-openai*concurrency 2*ok=48*",
-                                     "load report: *load.json"])
-        assert (pytester.path / "rep" / "load.json").is_file()
+        yield stub.url
     finally:
         stub.stop()
+
+
+def test_load_levels_against_a_running_server(pytester, copy_suite_module, stub_url):
+    copy_suite_module("perf/test_endpoint_load.py")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--infer-endpoint", stub_url,
+                                "--infer-report-dir", "rep", "-k", "c1 or c2")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*infersuite endpoint load*",
+                                 "*-openai*concurrency 1*ok=48*",
+                                 "*-openai*concurrency 2*ok=48*",
+                                 "load report: *load.json"])
+    assert (pytester.path / "rep" / "load.json").is_file()
 
 
 @pytest.mark.slow
-def test_rate_sweep_against_a_running_server(pytester, copy_suite_module):
+def test_rate_sweep_against_a_running_server(pytester, copy_suite_module, stub_url):
     """The rate sweep through --infer-endpoint (about 40 s): every rate, the bisection and
     the plot."""
-    stub = StubServer(StubTiming(ttft_s=0.004, itl_s=0.001)).start()
-    try:
-        copy_suite_module("perf/test_endpoint_rate_sweep.py")
-        result = pytester.runpytest("-p", "no:cacheprovider", "--infer-endpoint", stub.url,
-                                    "--infer-report-dir", "rep", "-m", "perf")
-        result.assert_outcomes(passed=1)
-        result.stdout.fnmatch_lines(["*single-stream capacity*380 requests per rate*",
-                                     "*highest request rate meeting the SLO*",
-                                     "load plot: *load_rate-*-openai.png"])
-    finally:
-        stub.stop()
+    copy_suite_module("perf/test_endpoint_rate_sweep.py")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--infer-endpoint", stub_url,
+                                "--infer-report-dir", "rep", "-m", "perf")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*single-stream capacity*380 requests per rate*",
+                                 "*highest request rate meeting the SLO*",
+                                 "load plot: *load_rate-*-openai.png"])

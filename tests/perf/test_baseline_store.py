@@ -149,17 +149,17 @@ def test_fingerprint_records_tf32_and_sdpa_backends():
 
 
 def test_noise_above_the_threshold_makes_unchanged_inconclusive():
-    """Same samples both sides. Six tight baseline runs bound a seventh's median within
-    the 5% threshold: unchanged. Four runs scattered by ±8% cannot rule out a 5% change,
-    so the gate does not call it unchanged."""
-    from infersuite.baseline.gate import compute_gate_row
+    """Same samples both sides. Six tight baseline runs (1% scatter) rule a 5% change out:
+    unchanged. Four runs scattered by about 6% cannot, so the gate says inconclusive, not
+    unchanged, and says why."""
+    from infersuite.baseline.gate import compute_gate
 
-    samples = [0.010 + 0.0001 * i for i in range(40)]
-    tight = [0.0100, 0.0101, 0.0100, 0.0099, 0.0100, 0.0101]
+    samples = [0.0100 + 0.00001 * i for i in range(40)]  # median 0.0102
+    current = {"k": ("t", "e2e_s", samples)}
+    tight = [0.0102, 0.0103, 0.0102, 0.0101, 0.0102, 0.0103]
     scattered = [0.0100, 0.0108, 0.0093, 0.0104]
-    quiet = compute_gate_row("k", "t", "e2e_s", samples, samples, tight, 0.05)
-    noisy = compute_gate_row("k", "t", "e2e_s", samples, samples, scattered, 0.05)
-    assert quiet.status == "unchanged", quiet.verdict.reason
-    assert noisy.status == "inconclusive"
-    assert "the baseline's 4 runs let one more run's median land up to +" in \
-        noisy.verdict.reason
+    [quiet] = compute_gate({"k": samples}, current, {"k": tight}, 0.05).rows
+    [noisy] = compute_gate({"k": samples}, current, {"k": scattered}, 0.05).rows
+    assert quiet.status == "unchanged", quiet.reason
+    assert noisy.status == "inconclusive", noisy.reason
+    assert "4 baseline runs: the interval is wider than the 5% question" in noisy.reason

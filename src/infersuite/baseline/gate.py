@@ -1,28 +1,31 @@
-"""The regression gate: each benchmark's raw samples against its baseline's, one verdict each.
+"""The cross-run regression gate: each benchmark's run against its baseline's recorded runs.
 
-Rule (stats.compare.compute_verdict): regression = slower with p < alpha and a median shift
-larger than max(threshold, the baseline's run-to-run bound: how far one more run's median
-may land by chance, predicted from its recorded runs). Two answers become
-"inconclusive" instead, because the host's noise is unknown or larger than the question:
+Rule (docs/gate.md). Per benchmark, the current run's median is compared with the medians
+of the runs saved into the baseline (stats/compare.py: Student's t prediction from the
+runs' scatter, an effect with its 99% interval and one-sided p-values). The p-values of all
+benchmarks are adjusted together (Holm: the chance of any false alarm in the run <= alpha),
+and stats/paired.py's ``decide`` gives the verdict, the same rule as the A/B mode:
+regression when the adjusted p(slower) < alpha and the shift is at least T/2; unchanged when
+the interval lies inside +-T; inconclusive otherwise (the host's run-to-run noise is larger
+than the question). Against a baseline of fewer than 2 runs every verdict is inconclusive:
+one run says nothing of how far the next lands.
 
-- any verdict against a baseline of fewer than 2 runs: one run's own samples say nothing of
-  how far a second run lands, so a shift (or its absence) may be run-to-run noise;
-- "unchanged" when that bound is above the threshold: a change of the threshold's size
-  would have gone unseen, so passing would claim more than the data shows.
-
-Where both sides carry the in-run reference probe (measure/probe.py), each benchmark is also
-judged on its samples divided by their round's probe, and the gate keeps the verdict of the
-series whose baseline is less noisy (compute_probed_gate_row).
+Where both sides carry the in-run reference probe (measure/probe.py), the medians of the
+samples divided by their round's probe are judged too, and the gate keeps the series whose
+recorded runs scatter less: chosen from the baseline alone, before the current run is
+looked at.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from infersuite.stats.compare import Verdict, compute_history_spread, compute_verdict
+from infersuite.stats.compare import MIN_RUNS, compute_run_effect, compute_run_noise
+from infersuite.stats.paired import Effect, adjust_p_values, decide
 from infersuite.stats.percentiles import compute_percentile
 
 # Exit statuses of a gated run, the same for the cross-run gate, A/B mode and `infersuite
@@ -30,6 +33,8 @@ from infersuite.stats.percentiles import compute_percentile
 # wins over both; 4: usage error).
 EXIT_REGRESSION = 10
 EXIT_INCONCLUSIVE = 11
+ALPHA = 0.01
+CORRECTION = "holm"
 
 
 @dataclass(frozen=True)
@@ -37,20 +42,23 @@ class GateRow:
     key: str  # the benchmark's fullname
     name: str
     metric: str
-    status: str  # regression | improvement | unchanged | inconclusive | insufficient | new
-    verdict: Verdict | None
-    history_spread: float
-    baseline_median: float | None
+    status: str  # regression | improvement | unchanged | inconclusive | new
+    effect: Effect | None  # the current run vs the baseline's runs, on the gated series
+    reason: str
+    baseline_median: float | None  # the baseline's latest run, raw samples
     current_median: float | None
     gated_on: str = "raw"  # raw | normalized (samples divided by their round's probe)
-    noise: dict[str, float] | None = None  # each series' noise, where both were judged
-    other_ratio: float | None = None  # the median ratio of the series not gated on
+    noise: dict[str, float] | None = None  # each series' run-to-run scatter (log sd)
+    other_ratio: float | None = None  # the shift of the series not gated on
+    p_slower_adjusted: float | None = None
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
 class GateResult:
     rows: tuple[GateRow, ...]
     threshold: float
+    correction: str = CORRECTION
 
     @property
     def regressions(self) -> list[GateRow]:
@@ -61,77 +69,97 @@ class GateResult:
         return [r for r in self.rows if r.status == "inconclusive"]
 
 
-def compute_gate_row(key: str, name: str, metric: str, baseline: Sequence[float],
-                     current: Sequence[float], run_medians: Sequence[float],
-                     threshold: float) -> GateRow:
-    spread = compute_history_spread(run_medians) if len(run_medians) >= 2 else 0.0
-    verdict = compute_verdict(baseline, current, threshold=threshold, history_spread=spread)
-    status, why = verdict.status, ""
-    if status in ("regression", "improvement", "unchanged") and len(run_medians) < 2:
-        status = "inconclusive"
-        runs = len(run_medians)
-        why = (f"{verdict.status} against a baseline with {runs} recorded "
-               f"run{'' if runs == 1 else 's'}: its run-to-run spread is unknown, so a shift, "
-               "or its absence, may be that noise; save the baseline again "
-               "(--infer-save-baseline appends a run)")
-    elif status == "unchanged" and spread > threshold:
-        status = "inconclusive"
-        why = (f"the baseline's {len(run_medians)} runs let one more run's median land up to "
-               f"+{spread:.1%} by chance, above the {threshold:.0%} threshold: a change of "
-               "that size would go unseen here; save more runs, record on a quieter machine, "
-               "or compare with --infer-ab")
-    if why:
-        verdict = replace(verdict, status=status, reason=f"inconclusive: {why}; "
-                                                         f"{verdict.reason}")
-    return GateRow(key, name, metric, status, verdict, spread,
-                   compute_percentile(baseline, 50), compute_percentile(current, 50))
+@dataclass(frozen=True)
+class Series:
+    """One way of reading a benchmark: the current run's median and the baseline's
+    recorded per-run medians of the same quantity."""
 
-
-def compute_noise(samples: Sequence[float], run_medians: Sequence[float]) -> float:
-    """How noisy a baseline series is: the run-to-run bound of its run medians where it has
-    2 or more (pass none to compare within-run noise), else its own samples' median
-    absolute deviation over their median."""
-    if len(run_medians) >= 2:
-        return compute_history_spread(run_medians)
-    values = np.asarray(samples, dtype=np.float64)
-    median = float(np.median(values))
-    return float(np.median(np.abs(values - median)) / median)
+    current_median: float
+    run_medians: Sequence[float]
 
 
 @dataclass(frozen=True)
 class Probed:
-    """A benchmark's reference-probe times (one per sample) on both sides, and the
+    """A benchmark's reference-probe times on the current side (one per sample) and the
     baseline's per-run medians of the normalized samples."""
 
-    baseline: Sequence[float]
     current: Sequence[float]
     normalized_medians: Sequence[float]
 
 
-def compute_probed_gate_row(key: str, name: str, metric: str, baseline: Sequence[float],
-                            current: Sequence[float], run_medians: Sequence[float],
-                            threshold: float, probed: Probed) -> GateRow:
-    """Judge the raw samples and the samples divided by their round's probe; gate on the
-    series whose baseline is less noisy (compute_noise: chosen from the baseline alone, so
-    the choice cannot lean on the outcome), and keep the other's ratio for the report."""
-    base_norm = np.asarray(baseline) / np.asarray(probed.baseline)
-    cur_norm = np.asarray(current) / np.asarray(probed.current)
-    raw = compute_gate_row(key, name, metric, baseline, current, run_medians, threshold)
-    normalized = compute_gate_row(key, name, metric, base_norm.tolist(), cur_norm.tolist(),
-                                  probed.normalized_medians, threshold)
-    # Compare like with like: run-to-run bounds when both series have 2+ runs, else both
-    # series' within-run noise.
-    both = len(run_medians) >= 2 and len(probed.normalized_medians) >= 2
-    noise = {"raw": compute_noise(baseline, run_medians if both else ()),
-             "normalized": compute_noise(base_norm.tolist(),
-                                         probed.normalized_medians if both else ())}
-    chosen, other = ((normalized, raw) if noise["normalized"] < noise["raw"]
-                     else (raw, normalized))
-    other_ratio = other.verdict.shift.median_ratio if other.verdict and other.verdict.shift \
-        else None
-    return replace(chosen, gated_on="normalized" if chosen is normalized else "raw",
-                   noise=noise, other_ratio=other_ratio, baseline_median=raw.baseline_median,
-                   current_median=raw.current_median)
+def build_series(samples: Sequence[float], run_medians: Sequence[float],
+                 probed: Probed | None) -> dict[str, Series]:
+    """The raw series, and the normalized one where the current run has a probe per sample."""
+    series = {"raw": Series(_median(samples), run_medians)}
+    if probed is not None and len(probed.current) == len(samples):
+        normalized = np.asarray(samples, dtype=np.float64) / np.asarray(probed.current)
+        series["normalized"] = Series(_median(normalized.tolist()), probed.normalized_medians)
+    return series
+
+
+def _median(samples: Sequence[float]) -> float:
+    median = compute_percentile(samples, 50)
+    if median is None:
+        raise ValueError("a gated benchmark needs at least one sample")
+    return median
+
+
+def choose_series(series: Mapping[str, Series]) -> tuple[str, dict[str, float]]:
+    """The series whose recorded runs scatter less (raw unless normalized has as many runs
+    and less scatter), and each judged series' scatter."""
+    noise = {name: compute_run_noise(s.run_medians) for name, s in series.items()
+             if len(s.run_medians) >= MIN_RUNS}
+    raw, normalized = noise.get("raw"), noise.get("normalized")
+    if (raw is not None and normalized is not None and normalized < raw
+            and len(series["normalized"].run_medians) == len(series["raw"].run_medians)):
+        return "normalized", noise
+    return "raw", noise
+
+
+def judge_benchmark(key: str, name: str, metric: str, baseline: Sequence[float],
+                    current: Sequence[float], run_medians: Sequence[float],
+                    probed: Probed | None = None) -> GateRow:
+    """A row with its effect but no verdict yet (compute_gate adjusts and decides), or an
+    inconclusive row against a baseline of fewer than 2 runs."""
+    series = build_series(current, run_medians, probed)
+    base_median = compute_percentile(baseline, 50)
+    cur_median = series["raw"].current_median
+    if len(run_medians) < MIN_RUNS:
+        runs = len(run_medians)
+        ratio = cur_median / base_median if base_median else math.nan
+        reason = (f"inconclusive: the baseline has {runs} recorded run{'' if runs == 1 else 's'}, "
+                  f"so its run-to-run noise is unknown and a shift (here {ratio - 1:+.1%} "
+                  "on the median), or its absence, may be that noise; save the baseline "
+                  "again (--infer-save-baseline appends a run)")
+        return GateRow(key, name, metric, "inconclusive", None, reason, base_median, cur_median)
+    gated_on, noise = choose_series(series)
+    chosen = series[gated_on]
+    effect = compute_run_effect(chosen.run_medians, chosen.current_median, 1.0 - ALPHA)
+    others = [s for n, s in series.items() if n != gated_on and len(s.run_medians) >= MIN_RUNS]
+    other_ratio = (compute_run_effect(others[0].run_medians, others[0].current_median).ratio
+                   if others else None)
+    return GateRow(key, name, metric, "pending", effect, "", base_median, cur_median,
+                   gated_on, noise if len(noise) > 1 else None, other_ratio)
+
+
+def decide_rows(rows: Sequence[GateRow], threshold: float,
+                correction: str = CORRECTION) -> list[GateRow]:
+    """Adjust the pending rows' p-values together, then give each its verdict."""
+    pending = [i for i, r in enumerate(rows) if r.status == "pending"]
+    effects = [rows[i].effect for i in pending]
+    slower = adjust_p_values([e.p_slower for e in effects if e], correction)
+    faster = adjust_p_values([e.p_faster for e in effects if e], correction)
+    out = list(rows)
+    for index, p_slow, p_fast in zip(pending, slower, faster, strict=True):
+        row = rows[index]
+        assert row.effect is not None
+        verdict = decide(row.effect, p_slow, p_fast, threshold, ALPHA,
+                         compared=f"run/baseline ({row.gated_on})", unit="baseline runs")
+        out[index] = replace(row, status=verdict.status,
+                             reason=f"{verdict.status}: {verdict.reason} ({correction} over "
+                                    f"{len(pending)} benchmarks)",
+                             p_slower_adjusted=p_slow, threshold=threshold)
+    return out
 
 
 def compute_gate(
@@ -146,13 +174,9 @@ def compute_gate(
     rows = []
     for key, (name, metric, samples) in current.items():
         if key not in baseline:
-            rows.append(GateRow(key, name, metric, "new", None, 0.0, None,
-                                    compute_percentile(samples, 50)))
-        elif probed and key in probed:
-            rows.append(compute_probed_gate_row(key, name, metric, baseline[key], samples,
-                                                run_medians.get(key, ()), threshold,
-                                                probed[key]))
+            rows.append(GateRow(key, name, metric, "new", None, "not in the baseline", None,
+                                compute_percentile(samples, 50)))
         else:
-            rows.append(compute_gate_row(key, name, metric, baseline[key], samples,
-                                         run_medians.get(key, ()), threshold))
-    return GateResult(tuple(rows), threshold)
+            rows.append(judge_benchmark(key, name, metric, baseline[key], samples,
+                                        run_medians.get(key, ()), (probed or {}).get(key)))
+    return GateResult(tuple(decide_rows(rows, threshold)), threshold)

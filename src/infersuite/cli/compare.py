@@ -10,7 +10,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from infersuite.baseline.gate import GateRow, compute_gate_row
+from infersuite.baseline.gate import GateRow, compute_gate
 from infersuite.documents import DocumentError, peek_schema
 from infersuite.report.document import ReportError
 from infersuite.report.sources import RunSamples, load_run_samples
@@ -27,11 +27,10 @@ def add_parser(subparsers: Any) -> None:
                     "throughput, MBU/MFU efficiency and knees side by side.")
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE.json")
     parser.add_argument("--fail-on-regression", action="store_true",
-                        help="exit 1 when a later file regresses vs the first (Mann-Whitney "
-                             "p < 0.01 and median shift > threshold)")
+                        help="exit 10 when a later file regresses vs the first file's recorded "
+                             "runs, 11 when inconclusive (the pytest gate's rule)")
     parser.add_argument("--threshold", type=float, default=0.05, metavar="FRACTION",
-                        help="regression threshold (default 0.05; never below the first "
-                             "file's recorded between-run spread)")
+                        help="regression threshold (default 0.05)")
     parser.set_defaults(func=run_compare)
 
 
@@ -63,16 +62,15 @@ def render_compare(runs: list[RunSamples]) -> str:
 
 
 def compute_regressions(runs: list[RunSamples], threshold: float) -> list[tuple[int, GateRow]]:
-    """Rows of later files that regressed or were inconclusive against the first file."""
+    """Rows of later files that regressed or were inconclusive against the first file's
+    recorded runs (the pytest gate's rule, each later file judged as one run)."""
     first, found = runs[0], []
     for index, run in enumerate(runs[1:], start=1):
-        for key, samples in run.samples.items():
-            if key not in first.samples:
-                continue
-            row = compute_gate_row(key, run.names[key], run.metrics[key], first.samples[key],
-                                   samples, first.run_medians.get(key, ()), threshold)
-            if row.status in ("regression", "inconclusive"):
-                found.append((index, row))
+        current = {key: (run.names[key], run.metrics[key], samples)
+                   for key, samples in run.samples.items() if key in first.samples}
+        gate = compute_gate(first.samples, current, first.run_medians, threshold)
+        found += [(index, row) for row in gate.rows
+                  if row.status in ("regression", "inconclusive")]
     return found
 
 
@@ -114,8 +112,7 @@ def run_compare(args: argparse.Namespace) -> int:
         return 2
     flagged = compute_regressions(runs, args.threshold)
     for index, row in flagged:
-        reason = row.verdict.reason if row.verdict else ""
-        print(f"{row.status.upper()} [{index}] {row.name}: {reason}")
+        print(f"{row.status.upper()} [{index}] {row.name}: {row.reason}")
     from infersuite.baseline.gate import EXIT_INCONCLUSIVE, EXIT_REGRESSION
 
     statuses = {row.status for _, row in flagged}

@@ -14,11 +14,32 @@ from typing import Any
 import pytest
 
 from infersuite.engines.base import EngineError, EngineSpec, EngineUnsupported
-from infersuite.plugin.options import Case, get_settings
+from infersuite.plugin.options import Case, get_settings, parse_fraction
 
 engine_cache_key = pytest.StashKey[dict[Case, Any]]()
 workdir_key = pytest.StashKey[Path]()
 REFERENCE = EngineSpec("hf")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.getgroup("infersuite").addoption(
+        "--infer-plant-slowdown", type=parse_fraction, default=0.0, metavar="FRACTION",
+        help="prove a gate on this host: the hf engine spins FRACTION (<= 1) of each step's "
+             "time after it, case ids unchanged so a baseline still matches (not with "
+             "--infer-save-baseline or --infer-ab)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    plant = config.getoption("infer_plant_slowdown", 0.0)
+    if plant > 1.0:
+        raise pytest.UsageError(f"--infer-plant-slowdown {plant:g}: use a fraction up to 1 "
+                                "(1 = twice as slow)")
+    if plant and (config.getoption("infer_save_baseline", None)
+                  or config.getoption("infer_ab", None)):
+        raise pytest.UsageError(
+            "--infer-plant-slowdown slows the measured engine on purpose: it cannot be saved "
+            "into a baseline (--infer-save-baseline), and under --infer-ab plant in B instead "
+            "(--infer-ab hf:slowdown=F)")
 
 
 def _workdir(config: pytest.Config, case: Case) -> Path:
@@ -34,15 +55,21 @@ def _build(config: pytest.Config, case: Case) -> Any:
     from infersuite.plugin.cases import load_case_model
 
     loaded = load_case_model(config, case)
+    spec = case.engine
+    plant = config.getoption("infer_plant_slowdown", 0.0)
+    if plant and spec.name == "hf" and "slowdown" not in spec.kwargs:
+        # --infer-plant-slowdown: the engine is slowed, the case id (and so a baseline's
+        # key) is not; the report's settings say it was planted.
+        spec = EngineSpec(spec.name, (*spec.args, ("slowdown", f"{plant:g}")))
     fp32_cpu = Case(case.model, case.model_id, "float32", "cpu", REFERENCE)
     context = EngineContext(
-        spec=case.engine, model=loaded.model, tokenizer=loaded.tokenizer,
+        spec=spec, model=loaded.model, tokenizer=loaded.tokenizer,
         model_name=case.model, dtype=case.dtype, device=case.device,
         workdir=_workdir(config, case),
         reference_fp32=lambda: load_case_model(config, fp32_cpu).model,
         options={"endpoint": get_settings(config).endpoint,
                  "models_named": bool(get_settings(config).models)})
-    return load_factory(case.engine.name)(context)
+    return load_factory(spec.name)(context)
 
 
 def build_case_engine(config: pytest.Config, case: Case) -> Any:

@@ -288,7 +288,7 @@ def _run_gate(state: PerfState, records: list[PerfRecord]) -> Any:
         stored = baseline_probes(state.baseline, record.fullname)
         probes = record.metrics.get("probe_s", [])
         if stored is not None and probes and len(probes) == len(record.primary_samples()):
-            probed[record.fullname] = Probed(stored[0], probes, stored[1])
+            probed[record.fullname] = Probed(probes, stored[1])
     return compute_gate(baseline_samples(state.baseline), current, medians, state.threshold,
                         probed)
 
@@ -298,7 +298,8 @@ def _settings_summary(config: pytest.Config, state: PerfState) -> dict[str, Any]
             "warmup": state.warmup, "regression_threshold": state.threshold,
             "cpu_threads": state.cpu_threads or "torch default",
             "device": config.getoption("infer_device"),
-            "baseline": str(state.baseline_path) if state.baseline_path else None}
+            "baseline": str(state.baseline_path) if state.baseline_path else None,
+            "planted_slowdown": config.getoption("infer_plant_slowdown") or None}
 
 
 def _finish_run(config: pytest.Config, state: PerfState, records: list[PerfRecord]) -> None:

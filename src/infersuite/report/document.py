@@ -85,19 +85,18 @@ def build_series(records: Sequence[PerfRecord]) -> list[dict[str, Any]]:
 
 
 def build_gate_row(row: GateRow) -> dict[str, Any]:
-    shift = row.verdict.shift if row.verdict else None
+    effect = row.effect
     return _clean({
         "key": row.key, "name": row.name, "metric": row.metric, "status": row.status,
         "baseline_median_s": row.baseline_median, "current_median_s": row.current_median,
-        "median_ratio": shift.median_ratio if shift else None,
-        "ratio_lower": shift.ratio_lower if shift else None,
-        "ratio_upper": shift.ratio_upper if shift else None,
-        "p_value_slower": shift.p_value_slower if shift else None,
-        "p99_ratio": row.verdict.p99_ratio if row.verdict else None,
-        "history_spread": row.history_spread,
+        "median_ratio": effect.ratio if effect else None,
+        "ratio_lower": effect.ratio_lower if effect else None,
+        "ratio_upper": effect.ratio_upper if effect else None,
+        "baseline_runs": effect.n if effect else None,
+        "p_value_slower": effect.p_slower if effect else None,
+        "p_value_slower_adjusted": row.p_slower_adjusted,
         "gated_on": row.gated_on, "noise": row.noise, "other_median_ratio": row.other_ratio,
-        "threshold": row.verdict.threshold if row.verdict else None,
-        "reason": row.verdict.reason if row.verdict else "not in the baseline",
+        "threshold": row.threshold, "reason": row.reason,
     })
 
 
@@ -114,6 +113,7 @@ def build_report(records: Sequence[PerfRecord], fingerprint: dict[str, Any],
         "series": build_series(records),
         "gate": None if gate is None else {
             "baseline": baseline_path, "threshold": gate.threshold,
+            "correction": gate.correction,
             "rows": [build_gate_row(r) for r in gate.rows]},
         "notes": list(notes),
     }

@@ -101,15 +101,17 @@ def render_gate_table(gate: dict[str, Any], statuses: Sequence[str] | None = Non
                       fmt: str = "simple") -> str:
     rows = [[r["name"], r["metric"], r["status"], format_ms(r["baseline_median_s"]),
              format_ms(r["current_median_s"]), _gated_on(r), _ratio(r),
-             "–" if r.get("p_value_slower") is None else f"{r['p_value_slower']:.2g}",
-             "–" if r.get("threshold") is None else f"{r['threshold'] * 100:.1f}%"]
+             "–" if r.get("p_value_slower_adjusted") is None
+             else f"{r['p_value_slower_adjusted']:.2g}",
+             r.get("baseline_runs") or "–"]
             for r in gate["rows"] if statuses is None or r["status"] in statuses]
     if not rows:
         return ""
     return tabulate(rows, headers=["benchmark", "metric", "verdict", "baseline p50 ms",
-                                   "current p50 ms", "gated on", "median shift [99% CI]",
-                                   "p(slower)", "threshold"], tablefmt=fmt,
-                    disable_numparse=True)
+                                   "current p50 ms", "gated on",
+                                   "shift vs baseline runs [99% CI]",
+                                   f"p(slower), {gate.get('correction', 'holm')}", "runs"],
+                    tablefmt=fmt, disable_numparse=True)
 
 
 def render_headlines(report: dict[str, Any]) -> list[str]:
@@ -150,7 +152,8 @@ def render_gate_summary(gate: dict[str, Any]) -> str:
     counts: dict[str, int] = {}
     for row in gate["rows"]:
         counts[row["status"]] = counts.get(row["status"], 0) + 1
-    head = (f"regression gate vs {gate['baseline']}: "
+    head = (f"regression gate vs {gate['baseline']} (threshold {gate['threshold']:.0%}, "
+            f"{gate.get('correction', 'holm')} over the benchmarks): "
             + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
     table = render_gate_table(gate, statuses=("regression", "improvement", "inconclusive"))
     if any(r["status"] == "regression" for r in gate["rows"]):

@@ -3,13 +3,7 @@
 No I/O and no printing here; callers render the returned dataclasses and dicts.
 """
 
-from infersuite.stats.compare import (
-    ShiftEstimate,
-    Verdict,
-    compute_history_spread,
-    compute_shift,
-    compute_verdict,
-)
+from infersuite.stats.compare import compute_run_effect, compute_run_noise
 from infersuite.stats.knee import (
     Knee,
     KneeReport,
@@ -34,19 +28,16 @@ __all__ = [
     "KneeReport",
     "LatencySummary",
     "PercentileEstimate",
-    "ShiftEstimate",
     "SweepPoint",
-    "Verdict",
     "analyze_sweep",
-    "compute_history_spread",
     "compute_kneedle",
     "compute_percentile_interval",
     "compute_percentiles",
     "compute_power_knee",
-    "compute_shift",
+    "compute_run_effect",
+    "compute_run_noise",
     "compute_slo_knee",
     "compute_summary",
-    "compute_verdict",
     "fit_saturation",
     "min_samples_for_percentile",
 ]

@@ -42,8 +42,10 @@ CORRECTIONS = ("holm", "bh")
 
 
 @dataclass(frozen=True)
-class PairedEffect:
-    """B relative to A over paired rounds (ratio > 1: B is slower)."""
+class Effect:
+    """One side relative to the other, as a ratio (> 1: slower) with its interval and
+    one-sided p-values: B vs A over paired rounds here, a run vs a baseline's recorded
+    runs in stats/compare.py. ``n``: the rounds, or the baseline's runs."""
 
     n: int
     ratio: float
@@ -64,7 +66,7 @@ class PairedEffect:
 
 
 def compute_paired_effect(a: Sequence[float], b: Sequence[float],
-                          confidence: float = 0.99) -> PairedEffect:
+                          confidence: float = 0.99) -> Effect:
     """The effect of B vs A from paired samples (round i of A with round i of B)."""
     from scipy import stats
 
@@ -82,7 +84,7 @@ def compute_paired_effect(a: Sequence[float], b: Sequence[float],
         # p = 0.5**n in that direction (1 both ways for no change at all).
         extreme = 0.5 ** len(logs)
         ratio = math.exp(median)
-        return PairedEffect(len(logs), ratio, ratio, ratio,
+        return Effect(len(logs), ratio, ratio, ratio,
                             extreme if median > 0 else 1.0, extreme if median < 0 else 1.0,
                             confidence)
     p_slower = float(stats.wilcoxon(logs, alternative="greater").pvalue)
@@ -90,7 +92,7 @@ def compute_paired_effect(a: Sequence[float], b: Sequence[float],
     interval = compute_percentile_interval(logs, 50.0, confidence)
     low = -math.inf if interval.lower is None else interval.lower
     high = math.inf if interval.upper is None else interval.upper
-    return PairedEffect(len(logs), math.exp(median), math.exp(low), math.exp(high), p_slower,
+    return Effect(len(logs), math.exp(median), math.exp(low), math.exp(high), p_slower,
                         p_faster, confidence)
 
 
@@ -113,31 +115,32 @@ def adjust_p_values(p_values: Sequence[float], method: str = "holm") -> list[flo
     return adjusted
 
 
-def needs_more_rounds(effect: PairedEffect, threshold: float) -> bool:
+def needs_more_rounds(effect: Effect, threshold: float) -> bool:
     """True while the interval is at least as wide as the threshold."""
     return effect.width >= threshold
 
 
 @dataclass(frozen=True)
-class PairedVerdict:
+class Decision:
     status: str  # regression | improvement | unchanged | inconclusive
     reason: str
 
 
-def decide(effect: PairedEffect, p_slower_adjusted: float, p_faster_adjusted: float,
-           threshold: float, alpha: float) -> PairedVerdict:
-    """One benchmark's verdict (module docstring) from its effect and adjusted p-values."""
+def decide(effect: Effect, p_slower_adjusted: float, p_faster_adjusted: float,
+           threshold: float, alpha: float, compared: str = "B/A",
+           unit: str = "rounds") -> Decision:
+    """One benchmark's verdict (module docstring) from its effect and adjusted p-values;
+    `compared` and `unit` name the ratio and what ``effect.n`` counts in the reason."""
     change = effect.ratio - 1.0
-    where = (f"B/A {effect.ratio:.4f} ({change * 100:+.1f}%), {effect.confidence:.0%} CI "
-             f"[{effect.ratio_lower:.4f}, {effect.ratio_upper:.4f}], {effect.n} rounds")
+    where = (f"{compared} {effect.ratio:.4f} ({change * 100:+.1f}%), {effect.confidence:.0%} "
+             f"CI [{effect.ratio_lower:.4f}, {effect.ratio_upper:.4f}], {effect.n} {unit}")
     if p_slower_adjusted < alpha and change >= threshold / 2:
-        return PairedVerdict("regression", f"{where}; adjusted p(slower) "
+        return Decision("regression", f"{where}; adjusted p(slower) "
                                            f"{p_slower_adjusted:.2g} < {alpha:g}")
     if p_faster_adjusted < alpha and -change >= threshold / 2:
-        return PairedVerdict("improvement", f"{where}; adjusted p(faster) "
+        return Decision("improvement", f"{where}; adjusted p(faster) "
                                             f"{p_faster_adjusted:.2g} < {alpha:g}")
     if 1 - threshold < effect.ratio_lower and effect.ratio_upper < 1 + threshold:
-        return PairedVerdict("unchanged", f"{where}: a {threshold:.0%} change is ruled out")
-    return PairedVerdict("inconclusive", f"{where}: the interval is wider than the "
-                                         f"{threshold:.0%} question; more rounds or a quieter "
-                                         "host")
+        return Decision("unchanged", f"{where}: a {threshold:.0%} change is ruled out")
+    return Decision("inconclusive", f"{where}: the interval is wider than the "
+                                    f"{threshold:.0%} question; more {unit} or a quieter host")

@@ -26,7 +26,7 @@ def test_the_engine_is_slowed_under_an_unchanged_id(pytester):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (("--infer-plant-slowdown", "1.5"), "*use a fraction up to 1*"),
+    (("--infer-plant-slowdown", "3.5"), "*use a fraction up to 3 *"),
     (("--infer-plant-slowdown", "0.1", "--infer-save-baseline", "b.json"),
      "*cannot be saved into a baseline*"),
     (("--infer-plant-slowdown", "0.1", "--infer-ab", "hf"), "*--infer-ab hf:slowdown=F*"),

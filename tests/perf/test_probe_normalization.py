@@ -84,7 +84,7 @@ def test_the_quieter_series_is_chosen_from_the_baseline_alone():
     work = (0.010 * np.exp(rng.normal(0, 0.01, 60))).tolist()
     noisy_probe = (0.0005 * np.exp(rng.normal(0, 0.2, 60))).tolist()
     row = judge_benchmark("k", "t", "e2e_s", work, work, [0.010, 0.0101, 0.0100],
-                          Probed(noisy_probe, [20.0, 26.0, 17.0]))
+                          Probed(noisy_probe, [20.0, 26.0, 17.0])).row
     assert row.gated_on == "raw"
     assert row.noise["raw"] < row.noise["normalized"]
 

@@ -2,7 +2,10 @@
 
 Rule (docs/gate.md). Per benchmark, the current run's median is compared with the medians
 of the runs saved into the baseline (stats/compare.py: Student's t prediction from the
-runs' scatter, an effect with its 99% interval and one-sided p-values). The p-values of all
+runs' scatter, an effect with its 99% interval and one-sided p-values). The scatter used is
+never below the median scatter of the run's benchmarks: a benchmark whose few recorded runs
+happened to land close together would otherwise be judged against a noise the host does
+not have, and the first run in a busier hour would be an alarm. The p-values of all
 benchmarks are adjusted together (Holm: the chance of any false alarm in the run <= alpha),
 and stats/paired.py's ``decide`` gives the verdict, the same rule as the A/B mode:
 regression when the adjusted p(slower) < alpha and the shift is at least T/2; unchanged when
@@ -59,6 +62,7 @@ class GateResult:
     rows: tuple[GateRow, ...]
     threshold: float
     correction: str = CORRECTION
+    noise_floors: Mapping[str, float] | None = None  # per series kind (compute_noise_floors)
 
     @property
     def regressions(self) -> list[GateRow]:
@@ -116,11 +120,19 @@ def choose_series(series: Mapping[str, Series]) -> tuple[str, dict[str, float]]:
     return "raw", noise
 
 
+@dataclass(frozen=True)
+class Judged:
+    """A benchmark read both ways, before the run-wide noise floor and the verdict."""
+
+    row: GateRow  # "pending", or already final (inconclusive: too few baseline runs)
+    series: Mapping[str, Series]
+
+
 def judge_benchmark(key: str, name: str, metric: str, baseline: Sequence[float],
                     current: Sequence[float], run_medians: Sequence[float],
-                    probed: Probed | None = None) -> GateRow:
-    """A row with its effect but no verdict yet (compute_gate adjusts and decides), or an
-    inconclusive row against a baseline of fewer than 2 runs."""
+                    probed: Probed | None = None) -> Judged:
+    """The benchmark's series and the one to gate on; inconclusive at once against a
+    baseline of fewer than 2 runs."""
     series = build_series(current, run_medians, probed)
     base_median = compute_percentile(baseline, 50)
     cur_median = series["raw"].current_median
@@ -131,19 +143,41 @@ def judge_benchmark(key: str, name: str, metric: str, baseline: Sequence[float],
                   f"so its run-to-run noise is unknown and a shift (here {ratio - 1:+.1%} "
                   "on the median), or its absence, may be that noise; save the baseline "
                   "again (--infer-save-baseline appends a run)")
-        return GateRow(key, name, metric, "inconclusive", None, reason, base_median, cur_median)
+        return Judged(GateRow(key, name, metric, "inconclusive", None, reason, base_median,
+                              cur_median), series)
     gated_on, noise = choose_series(series)
-    chosen = series[gated_on]
-    effect = compute_run_effect(chosen.run_medians, chosen.current_median, 1.0 - ALPHA)
-    others = [s for n, s in series.items() if n != gated_on and len(s.run_medians) >= MIN_RUNS]
+    return Judged(GateRow(key, name, metric, "pending", None, "", base_median, cur_median,
+                          gated_on, noise), series)
+
+
+def compute_noise_floors(judged: Sequence[Judged]) -> dict[str, float]:
+    """Per series kind, the median over the benchmarks of their runs' scatter: the host's
+    typical run-to-run noise, which no benchmark's own estimate may undercut."""
+    floors = {}
+    for kind in ("raw", "normalized"):
+        values = [j.row.noise[kind] for j in judged if j.row.noise and kind in j.row.noise]
+        if values:
+            floors[kind] = float(np.median(values))
+    return floors
+
+
+def measure_effect(judged: Judged, floors: Mapping[str, float]) -> GateRow:
+    """The pending row's effect on its gated series, its noise floored at the run's."""
+    row = judged.row
+    if row.status != "pending":
+        return row
+    chosen = judged.series[row.gated_on]
+    effect = compute_run_effect(chosen.run_medians, chosen.current_median, 1.0 - ALPHA,
+                                floors.get(row.gated_on, 0.0))
+    others = [s for n, s in judged.series.items()
+              if n != row.gated_on and len(s.run_medians) >= MIN_RUNS]
     other_ratio = (compute_run_effect(others[0].run_medians, others[0].current_median).ratio
                    if others else None)
-    return GateRow(key, name, metric, "pending", effect, "", base_median, cur_median,
-                   gated_on, noise if len(noise) > 1 else None, other_ratio)
+    return replace(row, effect=effect, other_ratio=other_ratio)
 
 
-def decide_rows(rows: Sequence[GateRow], threshold: float,
-                correction: str = CORRECTION) -> list[GateRow]:
+def decide_rows(rows: Sequence[GateRow], threshold: float, correction: str = CORRECTION,
+                floors: Mapping[str, float] | None = None) -> list[GateRow]:
     """Adjust the pending rows' p-values together, then give each its verdict."""
     pending = [i for i, r in enumerate(rows) if r.status == "pending"]
     effects = [rows[i].effect for i in pending]
@@ -155,9 +189,14 @@ def decide_rows(rows: Sequence[GateRow], threshold: float,
         assert row.effect is not None
         verdict = decide(row.effect, p_slow, p_fast, threshold, ALPHA,
                          compared=f"run/baseline ({row.gated_on})", unit="baseline runs")
+        own = (row.noise or {}).get(row.gated_on, math.nan)
+        floor = (floors or {}).get(row.gated_on, 0.0)
+        noise = (f"run-to-run noise {own:.1%}" if own >= floor else
+                 f"run-to-run noise {floor:.1%}, the median of the run's benchmarks "
+                 f"(its own runs: {own:.1%})")
         out[index] = replace(row, status=verdict.status,
-                             reason=f"{verdict.status}: {verdict.reason} ({correction} over "
-                                    f"{len(pending)} benchmarks)",
+                             reason=f"{verdict.status}: {verdict.reason}; {noise}; "
+                                    f"{correction} over {len(pending)} benchmarks",
                              p_slower_adjusted=p_slow, threshold=threshold)
     return out
 
@@ -171,12 +210,16 @@ def compute_gate(
 ) -> GateResult:
     """`current`: key -> (display name, metric, samples); keys absent from the baseline
     are "new" (not gated); keys in `probed` are judged raw and normalized."""
-    rows = []
+    judged = []
     for key, (name, metric, samples) in current.items():
         if key not in baseline:
-            rows.append(GateRow(key, name, metric, "new", None, "not in the baseline", None,
-                                compute_percentile(samples, 50)))
+            row = GateRow(key, name, metric, "new", None, "not in the baseline", None,
+                          compute_percentile(samples, 50))
+            judged.append(Judged(row, {}))
         else:
-            rows.append(judge_benchmark(key, name, metric, baseline[key], samples,
-                                        run_medians.get(key, ()), (probed or {}).get(key)))
-    return GateResult(tuple(decide_rows(rows, threshold)), threshold)
+            judged.append(judge_benchmark(key, name, metric, baseline[key], samples,
+                                          run_medians.get(key, ()), (probed or {}).get(key)))
+    floors = compute_noise_floors(judged)
+    rows = [measure_effect(j, floors) for j in judged]
+    return GateResult(tuple(decide_rows(rows, threshold, floors=floors)), threshold,
+                      noise_floors=floors)

@@ -255,7 +255,8 @@ def builtin_engines() -> dict[str, str]:
             "llama.cpp": "infersuite.engines.llamacpp_engine:create",
             "openai": "infersuite.engines.openai_engine:create",
             "llama.cpp-server": "infersuite.engines.openai_engine:create_llamacpp_server",
-            "vllm": "infersuite.engines.openai_engine:create_vllm"}
+            "vllm": "infersuite.engines.openai_engine:create_vllm",
+            "env": "infersuite.engines.env_engine:create"}
 
 
 def available_engines() -> dict[str, str]:

@@ -161,15 +161,19 @@ def parse_attention(spec: EngineSpec) -> str | None:
     return attention
 
 
+MAX_SLOWDOWN = 3.0  # a planted slowdown of up to 3x the step's own time (4x as slow)
+
+
 def parse_slowdown(spec: EngineSpec) -> float:
-    """The ``slowdown=`` argument: a fraction in [0, 1]."""
+    """The ``slowdown=`` argument: a fraction in [0, MAX_SLOWDOWN]."""
     text = spec.kwargs.get("slowdown", "0")
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise EngineError(f"engine {spec}: slowdown={text!r}; expected a fraction in [0, 1], "
+    if not 0.0 <= value <= MAX_SLOWDOWN:
+        raise EngineError(f"engine {spec}: slowdown={text!r}; expected a fraction in "
+                          f"[0, {MAX_SLOWDOWN:g}], "
                           "e.g. slowdown=0.05 for a planted 5% slowdown")
     return value
 

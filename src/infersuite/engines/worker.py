@@ -82,8 +82,12 @@ class IsolatedEngine(Engine):
 
     def __init__(self, spec: EngineSpec, target: str, payload: Any,
                  tokenizer: Any | None = None, timeout_s: float = 600.0,
-                 build_timeout_s: float = 600.0) -> None:
+                 build_timeout_s: float = 600.0, python: str | None = None,
+                 pythonpath: list[str] | None = None) -> None:
+        """`python`: the worker's interpreter (default: this one); `pythonpath`: its
+        PYTHONPATH (default: this process's sys.path, so it imports what this one does)."""
         self.target, self.payload = target, payload
+        self.python, self.pythonpath = python or sys.executable, pythonpath
         self.timeout_s, self.build_timeout_s = timeout_s, build_timeout_s
         self._generation = itertools.count()
         self._worker: tuple[int, subprocess.Popen[bytes], socket.socket, Any] | None = None
@@ -103,10 +107,11 @@ class IsolatedEngine(Engine):
     def _start(self) -> dict[str, Any]:
         parent_end, child_end = socket.socketpair()
         stderr = tempfile.TemporaryFile()  # noqa: SIM115 - the finalizer closes it
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        path = self.pythonpath if self.pythonpath is not None else sys.path
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in path if p)}
         with child_end:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "infersuite.engines.worker", str(child_end.fileno())],
+                [self.python, "-m", "infersuite.engines.worker", str(child_end.fileno())],
                 pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL, stderr=stderr,
                 env=env)
         self._finalizer = weakref.finalize(self, _stop, proc, parent_end, stderr)

@@ -122,13 +122,34 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None).prctl(pr_set_pdeathsig, int(signal.SIGKILL))
 
 
+def _environment() -> dict[str, str]:
+    """Which Python environment the worker runs in: interpreter, prefix, where its
+    infersuite comes from, and the versions of the stack it imported."""
+    import importlib.metadata
+    from pathlib import Path
+
+    import infersuite
+
+    found = {"worker_python": sys.executable, "worker_prefix": sys.prefix,
+             "worker_infersuite": str(Path(infersuite.__file__).resolve().parent)}
+    if "torch" in sys.modules:
+        found["worker_threads"] = str(sys.modules["torch"].get_num_threads())
+    for package in ("torch", "transformers", "numpy"):
+        if package in sys.modules:
+            try:
+                found[f"worker_{package}"] = importlib.metadata.version(package)
+            except importlib.metadata.PackageNotFoundError:
+                found[f"worker_{package}"] = "unknown"
+    return found
+
+
 def _hello(engine: Any) -> dict[str, Any]:
     return {"name": engine.name, "capabilities": sorted(engine.capabilities),
             "vocab_size": engine.vocab_size, "pad_id": engine.pad_id,
             "eos_ids": list(engine.eos_ids), "precision": engine.precision,
             "compute_dtype": engine.compute_dtype,
             "device": engine.device, "limitations": dict(engine.limitations),
-            "describe": engine.describe()}
+            "describe": {**engine.describe(), **_environment()}}
 
 
 def _load(target: str) -> Any:

@@ -6,6 +6,7 @@ support) skips that case with the engine's reason; one that fails to build fails
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -24,18 +25,21 @@ REFERENCE = EngineSpec("hf")
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.getgroup("infersuite").addoption(
         "--infer-plant-slowdown", type=parse_fraction, default=0.0, metavar="FRACTION",
-        help="prove a gate on this host: the hf engine spins FRACTION (<= 1) of each step's "
+        help="prove a gate on this host: the hf engine spins FRACTION (<= 3) of each step's "
              "time after it, case ids unchanged so a baseline still matches (not with "
              "--infer-save-baseline or --infer-ab)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     plant = config.getoption("infer_plant_slowdown", 0.0)
-    if plant > 1.0:
-        raise pytest.UsageError(f"--infer-plant-slowdown {plant:g}: use a fraction up to 1 "
-                                "(1 = twice as slow)")
-    if plant and (config.getoption("infer_save_baseline", None)
-                  or config.getoption("infer_ab", None)):
+    if not plant:
+        return
+    from infersuite.engines.hf_engine import MAX_SLOWDOWN
+
+    if plant > MAX_SLOWDOWN:
+        raise pytest.UsageError(f"--infer-plant-slowdown {plant:g}: use a fraction up to "
+                                f"{MAX_SLOWDOWN:g} (1 = twice as slow)")
+    if config.getoption("infer_save_baseline", None) or config.getoption("infer_ab", None):
         raise pytest.UsageError(
             "--infer-plant-slowdown slows the measured engine on purpose: it cannot be saved "
             "into a baseline (--infer-save-baseline), and under --infer-ab plant in B instead "
@@ -45,7 +49,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def _workdir(config: pytest.Config, case: Case) -> Path:
     if workdir_key not in config.stash:
         config.stash[workdir_key] = Path(tempfile.mkdtemp(prefix="infersuite-engines-"))
-    path = config.stash[workdir_key] / case.id
+    # a case id may hold a path (env:python=/opt/...): one folder per case all the same
+    path = config.stash[workdir_key] / re.sub(r"[^\w.=+-]", "_", case.id)
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -68,7 +73,9 @@ def _build(config: pytest.Config, case: Case) -> Any:
         workdir=_workdir(config, case),
         reference_fp32=lambda: load_case_model(config, fp32_cpu).model,
         options={"endpoint": get_settings(config).endpoint,
-                 "models_named": bool(get_settings(config).models)})
+                 "models_named": bool(get_settings(config).models),
+                 "allow_pickle": get_settings(config).allow_pickle,
+                 "cpu_threads": config.getoption("infer_cpu_threads", 0)})
     return load_factory(spec.name)(context)
 
 

@@ -113,7 +113,7 @@ def build_report(records: Sequence[PerfRecord], fingerprint: dict[str, Any],
         "series": build_series(records),
         "gate": None if gate is None else {
             "baseline": baseline_path, "threshold": gate.threshold,
-            "correction": gate.correction,
+            "correction": gate.correction, "noise_floors": gate.noise_floors,
             "rows": [build_gate_row(r) for r in gate.rows]},
         "notes": list(notes),
     }

@@ -37,8 +37,9 @@ MIN_RUNS = 2  # a t prediction needs a standard deviation: two runs at least
 
 
 def compute_run_effect(run_medians: Sequence[float], current_median: float,
-                       confidence: float = 0.99) -> Effect:
-    """The current run's median against k >= 2 recorded run medians (module docstring)."""
+                       confidence: float = 0.99, noise_floor: float = 0.0) -> Effect:
+    """The current run's median against k >= 2 recorded run medians (module docstring);
+    `noise_floor` is a least value for s (a log standard deviation)."""
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence={confidence!r} is outside (0, 1); use e.g. 0.99")
     logs = np.log(_positive_array(run_medians, "run_medians"))
@@ -48,7 +49,7 @@ def compute_run_effect(run_medians: Sequence[float], current_median: float,
         raise ValueError(f"a run-to-run comparison needs >= {MIN_RUNS} recorded runs, got {k}; "
                          "save the baseline again (--infer-save-baseline appends a run)")
     shift = current - float(np.mean(logs))
-    scale = float(np.std(logs, ddof=1)) * math.sqrt(1.0 + 1.0 / k)
+    scale = max(float(np.std(logs, ddof=1)), noise_floor) * math.sqrt(1.0 + 1.0 / k)
     if scale == 0.0:
         # Identical recorded medians: no noise estimate; any shift is at the extreme.
         ratio = math.exp(shift)

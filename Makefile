@@ -115,7 +115,8 @@ gpu:
 # Engines side by side on llama-tiny: conformance verdict, agreement with transformers
 # float32 and request latency per engine (reports/engines/engines.md).
 ENGINES ?= --infer-engine hf --infer-engine onnxruntime --infer-engine llama.cpp \
-	--infer-engine llama.cpp:kv=f16 --infer-engine llama.cpp:quant=Q8_0
+	--infer-engine llama.cpp:kv=f16 --infer-engine llama.cpp:quant=Q8_0 \
+	--infer-engine openvino --infer-engine openvino:precision=bf16
 engines: $(STAMP)
 	rm -rf reports/engines
 	$(BIN)/pytest suite/conformance/test_reference.py suite/conformance/test_padding.py \

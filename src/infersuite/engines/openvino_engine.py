@@ -1,0 +1,166 @@
+"""The ``openvino`` engine: the case's model converted to OpenVINO and compiled for its CPU.
+
+Two graphs, as the onnxruntime engine has: a full-sequence graph (``input_ids``,
+``attention_mask`` -> logits) and a decode graph with flat past keys/values, both converted
+with ``openvino.convert_model`` and run through the same decoder loop as onnxruntime's
+(engines/onnx.py), behind a session with onnxruntime's calling convention.
+
+``convert_model`` reads the ONNX graphs the onnxruntime engine exports
+(formats/onnx_export.py). Its PyTorch frontend, given the same wrapper modules, did not
+serve: on llama-tiny (transformers 5.24, OpenVINO 2026.4) the decode module failed to
+convert (aten::cat: "Axis -2 out of the tensor rank range") and the converted prefill
+graph returned NaN for every position of a left-padded row and logits 0.094 off on an
+unpadded one, where the ONNX route agrees with transformers to 5.5e-6 (docs/engines.md).
+
+Arguments:
+
+- ``precision=f32|bf16``: the CPU plugin's ``INFERENCE_PRECISION_HINT``. The precision the
+  compiled model actually uses is read back from it (a CPU without bfloat16 support runs
+  f32 whatever was asked) and is what the reference rule judges;
+- ``threads=N``: ``INFERENCE_NUM_THREADS`` (default 2).
+
+float32 cases on the CPU only: the conversion starts from the float32 model.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from types import SimpleNamespace
+from typing import Any
+
+from infersuite.engines import onnx as ort_helpers
+from infersuite.engines.base import (
+    EngineContext,
+    EngineError,
+    EngineSpec,
+    EngineUnsupported,
+    require_installed,
+)
+from infersuite.engines.ort_engine import DECODE_CAPABILITIES, OrtEngine, _fp32_cpu_model
+
+PRECISIONS = {"f32": "float32", "bf16": "bfloat16"}
+ARGUMENTS = "precision=f32|bf16, threads=N (default 2)"
+DEFAULT_THREADS = 2
+
+
+class OvSession:
+    """A compiled OpenVINO model called the way onnxruntime's InferenceSession is: the
+    decoder loop (engines/onnx.py) runs either."""
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+        self._inputs = [SimpleNamespace(name=port.get_any_name()) for port in compiled.inputs]
+        self._outputs = [port.get_any_name() for port in compiled.outputs]
+
+    def get_inputs(self) -> list[SimpleNamespace]:
+        return self._inputs
+
+    def get_providers(self) -> list[str]:
+        return ["OpenVINO CPU"]
+
+    def run(self, output_names: list[str] | None, feed: dict[str, Any]) -> list[Any]:
+        import numpy as np
+
+        results = self.request.infer(feed)
+        names = self._outputs if output_names is None else output_names
+        # The request reuses its output buffers: copy, the decoder keeps presents as pasts.
+        return [np.array(results[self.compiled.output(name)], copy=True) for name in names]
+
+
+def runtime_precisions(compiled: Any) -> dict[str, int]:
+    """How many matrix-multiplying nodes of the compiled graph run in each precision
+    ("FullyConnected:bf16": 15), as the CPU plugin reports it (runtimePrecision)."""
+    counts: Counter[str] = Counter()
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        layer = info["layerType"].astype(str) if "layerType" in info else op.get_type_name()
+        if layer in ("FullyConnected", "MatMul", "ScaledDotProductAttention", "Convolution"):
+            counts[f"{layer}:{info['runtimePrecision'].astype(str)}"] += 1
+    return dict(sorted(counts.items()))
+
+
+class OpenVinoEngine(OrtEngine):
+    name = "openvino"
+    asked, compiled_as = "f32", "f32"
+    runtime: dict[str, int] = {}  # noqa: RUF012 - replaced per instance by create()
+
+    def describe(self) -> dict[str, str]:
+        import openvino
+
+        info = super().describe()
+        for key in ("onnxruntime", "providers", "graph_optimization", "opset"):
+            info.pop(key, None)
+        info.update({"openvino": openvino.__version__, "precision_asked": self.asked,
+                     "precision_compiled": self.compiled_as,
+                     "runtime_precisions": ", ".join(f"{k}×{v}"
+                                                     for k, v in self.runtime.items())})
+        return info
+
+
+def _parse_args(spec: EngineSpec) -> tuple[str, int]:
+    args = spec.kwargs
+    unknown = sorted(set(args) - {"precision", "threads"})
+    if unknown:
+        raise EngineError(f"engine {spec}: unknown argument(s) {unknown}; the openvino engine "
+                          f"takes {ARGUMENTS}")
+    precision = args.get("precision", "f32")
+    if precision not in PRECISIONS:
+        raise EngineError(f"engine {spec}: precision={precision!r}; expected one of "
+                          f"{', '.join(PRECISIONS)} (the CPU's inference precision hint)")
+    threads = args.get("threads", str(DEFAULT_THREADS))
+    if not threads.isdigit() or int(threads) < 1:
+        raise EngineError(f"engine {spec}: threads={threads!r}; expected a whole number >= 1")
+    return precision, int(threads)
+
+
+def _convert(context: EngineContext, model: Any, kind: str) -> tuple[Any, Any]:
+    """(OpenVINO model, the ONNX export record) of one graph."""
+    import openvino
+
+    from infersuite.engines.ort_engine import _export
+
+    export, _ = _export(context, model, kind)
+    return openvino.convert_model(str(export.path)), export
+
+
+def _compile(converted: Any, precision: str, threads: int) -> Any:
+    import openvino
+
+    return openvino.Core().compile_model(converted, "CPU", {
+        "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads})
+
+
+def create(context: EngineContext) -> OpenVinoEngine:
+    precision, threads = _parse_args(context.spec)
+    if context.dtype != "float32" or context.device != "cpu":
+        raise EngineUnsupported(f"engine {context.spec}: runs float32 cases on the CPU (the "
+                                "conversion starts from the float32 model; ask for bfloat16 "
+                                "arithmetic with precision=bf16)")
+    require_installed(context.spec)
+    from infersuite.formats.onnx_export import decode_export_limitation, kv_layout
+
+    model = _fp32_cpu_model(context)
+    context.workdir.mkdir(parents=True, exist_ok=True)
+    converted, prefill_export = _convert(context, model, "prefill")
+    compiled = _compile(converted, precision, threads)
+    exports, decoder, limitations = [prefill_export], None, {}
+    limitation = decode_export_limitation(model.config)
+    if limitation:
+        limitations = dict.fromkeys(sorted(DECODE_CAPABILITIES),
+                                    f"{context.model_name}: no decode graph: {limitation}")
+    else:
+        decode_model, decode_export = _convert(context, model, "decode")
+        exports.append(decode_export)
+        _, kv_heads, head_dim = kv_layout(model.config)
+        decoder = ort_helpers.OrtDecoder(OvSession(_compile(decode_model, precision, threads)),
+                                         kv_heads, head_dim)
+    engine = OpenVinoEngine(context.spec, model, OvSession(compiled), decoder, exports,
+                            "openvino", threads, limitations, context.tokenizer)
+    compiled_as = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # "bf16"
+    engine.asked, engine.compiled_as = precision, compiled_as
+    engine.runtime = runtime_precisions(compiled)
+    # what the reference rule judges: the precision compiled, not the one asked for
+    engine.precision = engine.compute_dtype = PRECISIONS.get(compiled_as, compiled_as)
+    return engine
+

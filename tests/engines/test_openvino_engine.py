@@ -1,0 +1,138 @@
+"""The ``openvino`` engine under the real suite modules: it passes them at f32 and bf16,
+reports the precision it was compiled for, and faults planted in its session adapter fail
+its cases only, with a measured message."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+pytest.importorskip("openvino", reason="openvino is not installed")
+pytest.importorskip("onnx", reason="onnx is not installed")
+
+# Import in this process first: in-process pytester runs restore sys.modules afterwards,
+# and extension modules do not survive being imported twice (tests/conftest.py).
+import openvino  # noqa: F401
+import torch.onnx  # noqa: F401
+
+import infersuite.engines.openvino_engine
+import infersuite.formats.onnx_export
+
+MODULES = ("conformance/test_padding.py", "conformance/test_cache.py",
+           "conformance/test_reference.py")
+ARGS = ("--infer-model", "llama-tiny", "--infer-device", "cpu", "--infer-engine", "hf",
+        "--infer-engine", "openvino", "-p", "no:cacheprovider", "-rfs")
+
+CONFTEST_IMPORTS = """
+import numpy as np
+from infersuite.engines.openvino_engine import OvSession
+"""
+PATCHES = {
+    # The attention mask dropped (all ones) on the way into the compiled graphs.
+    "dropped_mask": """
+        orig = OvSession.run
+        def patched(self, names, feed):
+            feed = {**feed, "attention_mask": np.ones_like(feed["attention_mask"])}
+            return orig(self, names, feed)
+        patch(OvSession, "run", patched)
+    """,
+    # The logits come back rounded to bfloat16's 8-bit mantissa while the engine claims
+    # float32 arithmetic.
+    "rounded_logits": """
+        orig = OvSession.run
+        def patched(self, names, feed):
+            out = orig(self, names, feed)
+            bits = out[0].view(np.uint32) & np.uint32(0xFFFF0000)
+            return [bits.view(np.float32), *out[1:]]
+        patch(OvSession, "run", patched)
+    """,
+}
+# fault -> (module, tests that must fail, a line of the failure that measures it)
+EXPECTED = {
+    "dropped_mask": ("conformance/test_padding.py",
+                     {"test_batched_rows_match_solo", "test_padding_token_ids_do_not_leak"},
+                     "*max abs diff*"),
+    "rounded_logits": ("conformance/test_reference.py", {"test_logprobs_agree_with_reference"},
+                       "*|Δ logprob| * exceeds the float32 bound * at prompt=*, position=*"),
+}
+
+
+def _outcomes(result: pytest.RunResult) -> dict[str, list[str]]:
+    outcomes: dict[str, list[str]] = {}
+    for report in result.reprec.getreports("pytest_runtest_logreport"):
+        if report.when == "call" or report.outcome != "passed":
+            outcomes.setdefault(report.nodeid, []).append(report.outcome)
+    return outcomes
+
+
+def test_openvino_passes_the_suite_at_f32_and_bf16(pytester, copy_suite_module):
+    for module in MODULES:
+        copy_suite_module(module)
+    result = pytester.runpytest(*ARGS, "--infer-engine", "openvino:precision=bf16")
+    outcomes = _outcomes(result)
+    for engine in ("openvino", "openvino-precision=bf16"):
+        assert any(k.endswith(f"-{engine}]") for k in outcomes), sorted(outcomes)
+    bad = sorted(k for k, v in outcomes.items() if set(v) - {"passed", "skipped"})
+    assert not bad, result.stdout.str()
+    skipped = [r for r in result.reprec.getreports("pytest_runtest_logreport")
+               if r.skipped and "-openvino" in r.nodeid]
+    assert all("lacks transformers" in str(r.longrepr) for r in skipped), skipped
+
+
+@pytest.mark.parametrize("fault", sorted(PATCHES))
+def test_a_fault_in_the_session_fails_openvino_only(fault, pytester, copy_suite_module,
+                                                    patching_conftest):
+    pytester.makeconftest(patching_conftest(CONFTEST_IMPORTS, PATCHES[fault]))
+    module, must_fail, measured = EXPECTED[fault]
+    copy_suite_module(module)
+    result = pytester.runpytest(*ARGS)
+    outcomes = _outcomes(result)
+    failed = {k for k, v in outcomes.items() if "failed" in v}
+    assert all(k.endswith("-openvino]") for k in failed), sorted(failed)
+    hf_cases = [v for k, v in outcomes.items() if k.endswith("-hf]")]
+    assert hf_cases, sorted(outcomes)
+    assert all(set(v) <= {"passed", "skipped"} for v in hf_cases), outcomes
+    assert must_fail <= {k.split("::")[1].split("[")[0] for k in failed}, result.stdout.str()
+    result.stdout.fnmatch_lines([measured])
+
+
+def _engine(tmp_path, spec: str):
+    import torch
+
+    from infersuite.engines.base import EngineContext, parse_engine_spec
+    from infersuite.models import load_model
+
+    model = load_model("llama-tiny", torch.float32, "cpu", False).model
+    return infersuite.engines.openvino_engine.create(EngineContext(
+        parse_engine_spec(spec), model, None, "llama-tiny", "float32", "cpu", tmp_path,
+        reference_fp32=lambda: model))
+
+
+def test_the_precision_judged_is_the_one_compiled(tmp_path):
+    """bf16 asked: the compiled model is asked back, and its answer (bf16 where the CPU has
+    it, else f32) sets the tolerance; f32 is the control."""
+    import openvino as ov
+
+    has_bf16 = "BF16" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    bf16 = _engine(tmp_path / "bf16", "openvino:precision=bf16")
+    assert bf16.describe()["precision_asked"] == "bf16"
+    assert bf16.precision == ("bfloat16" if has_bf16 else "float32")
+    assert bf16.describe()["precision_compiled"] == ("bf16" if has_bf16 else "f32")
+    if has_bf16:
+        assert "FullyConnected:bf16" in bf16.describe()["runtime_precisions"]
+    f32 = _engine(tmp_path / "f32", "openvino")
+    assert (f32.precision, f32.describe()["precision_compiled"]) == ("float32", "f32")
+    assert "FullyConnected:f32" in f32.describe()["runtime_precisions"]
+
+
+@pytest.mark.parametrize(("spec", "message"), [
+    ("openvino:precision=fp8", "precision='fp8'; expected one of f32, bf16"),
+    ("openvino:threads=0", "threads='0'; expected a whole number >= 1"),
+    ("openvino:quant=int4", "unknown argument(s) ['quant']"),
+])
+def test_bad_arguments_say_what_is_expected(tmp_path, spec, message):
+    from infersuite.engines.base import EngineError
+
+    with pytest.raises(EngineError, match=re.escape(message)):
+        _engine(tmp_path, spec)

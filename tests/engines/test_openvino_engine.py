@@ -136,3 +136,38 @@ def test_bad_arguments_say_what_is_expected(tmp_path, spec, message):
 
     with pytest.raises(EngineError, match=re.escape(message)):
         _engine(tmp_path, spec)
+
+
+def _agreement(engine):
+    import torch
+
+    from infersuite.conformance.agreement import compute_logprob_agreement, precision_tolerance
+    from infersuite.engines.hf import forward_logits, pad_left
+    from infersuite.models import load_model
+
+    model = load_model("llama-tiny", torch.float32, "cpu", False).model
+    prompts = [[5, 6, 7, 8, 9, 10, 11], [12, 13, 14, 15], [20, 21, 22, 23, 24, 25]]
+    got = [engine.forward_logits(*pad_left([p], 0))[0] for p in prompts]
+    want = [forward_logits(model, *pad_left([p], 0))[0] for p in prompts]
+    return compute_logprob_agreement(got, want, precision_tolerance(engine.precision, {}))
+
+
+def test_int8_weights_are_judged_as_quantized_and_int4_fails_that_gate(tmp_path, monkeypatch):
+    """weights=int8: the compiled matrix nodes run on u8 weights, the engine is judged by
+    the 8-bit KL/top-1 gate and passes it. Planted fault: the same engine compressing to
+    4 bits (nncf INT4_ASYM) while it claims 8 fails it."""
+    import nncf
+
+    from infersuite.conformance.agreement import check_logprob_agreement
+    from infersuite.conformance.compare import ConformanceError
+
+    int8 = _engine(tmp_path / "int8", "openvino:weights=int8")
+    assert int8.precision == "INT8_ASYM"
+    assert "FullyConnected:u8" in int8.describe()["runtime_precisions"]
+    check_logprob_agreement(_agreement(int8), int8.precision, "int8", {})
+    compress = nncf.compress_weights
+    monkeypatch.setattr(nncf, "compress_weights", lambda model, mode: compress(
+        model, mode=nncf.CompressWeightsMode.INT4_ASYM, ratio=1.0, group_size=-1))
+    int4 = _engine(tmp_path / "int4", "openvino:weights=int8")
+    with pytest.raises(ConformanceError, match=r"KL mean|top-1"):
+        check_logprob_agreement(_agreement(int4), int4.precision, "int4 posing as int8", {})

@@ -17,6 +17,10 @@ Arguments:
 - ``precision=f32|bf16``: the CPU plugin's ``INFERENCE_PRECISION_HINT``. The precision the
   compiled model actually uses is read back from it (a CPU without bfloat16 support runs
   f32 whatever was asked) and is what the reference rule judges;
+- ``weights=f32|int8``: ``int8`` compresses the weights of both graphs with
+  ``nncf.compress_weights`` (INT8_ASYM: 8-bit per output channel with a zero point, no
+  calibration data). The compiled graph's matrix nodes then report ``u8``, and the engine
+  is judged as quantized weights are (mean KL and top-1 agreement, conformance/agreement.py);
 - ``threads=N``: ``INFERENCE_NUM_THREADS`` (default 2).
 
 float32 cases on the CPU only: the conversion starts from the float32 model.
@@ -24,6 +28,7 @@ float32 cases on the CPU only: the conversion starts from the float32 model.
 
 from __future__ import annotations
 
+import importlib.util
 from collections import Counter
 from types import SimpleNamespace
 from typing import Any
@@ -39,7 +44,8 @@ from infersuite.engines.base import (
 from infersuite.engines.ort_engine import DECODE_CAPABILITIES, OrtEngine, _fp32_cpu_model
 
 PRECISIONS = {"f32": "float32", "bf16": "bfloat16"}
-ARGUMENTS = "precision=f32|bf16, threads=N (default 2)"
+WEIGHTS = ("f32", "int8")
+ARGUMENTS = "precision=f32|bf16, weights=f32|int8, threads=N (default 2)"
 DEFAULT_THREADS = 2
 
 
@@ -82,7 +88,7 @@ def runtime_precisions(compiled: Any) -> dict[str, int]:
 
 class OpenVinoEngine(OrtEngine):
     name = "openvino"
-    asked, compiled_as = "f32", "f32"
+    asked, compiled_as, weights = "f32", "f32", "f32"
     runtime: dict[str, int] = {}  # noqa: RUF012 - replaced per instance by create()
 
     def describe(self) -> dict[str, str]:
@@ -92,15 +98,16 @@ class OpenVinoEngine(OrtEngine):
         for key in ("onnxruntime", "providers", "graph_optimization", "opset"):
             info.pop(key, None)
         info.update({"openvino": openvino.__version__, "precision_asked": self.asked,
+                     "weights": self.weights,
                      "precision_compiled": self.compiled_as,
                      "runtime_precisions": ", ".join(f"{k}×{v}"
                                                      for k, v in self.runtime.items())})
         return info
 
 
-def _parse_args(spec: EngineSpec) -> tuple[str, int]:
+def _parse_args(spec: EngineSpec) -> tuple[str, str, int]:
     args = spec.kwargs
-    unknown = sorted(set(args) - {"precision", "threads"})
+    unknown = sorted(set(args) - {"precision", "weights", "threads"})
     if unknown:
         raise EngineError(f"engine {spec}: unknown argument(s) {unknown}; the openvino engine "
                           f"takes {ARGUMENTS}")
@@ -108,20 +115,30 @@ def _parse_args(spec: EngineSpec) -> tuple[str, int]:
     if precision not in PRECISIONS:
         raise EngineError(f"engine {spec}: precision={precision!r}; expected one of "
                           f"{', '.join(PRECISIONS)} (the CPU's inference precision hint)")
+    weights = args.get("weights", "f32")
+    if weights not in WEIGHTS:
+        raise EngineError(f"engine {spec}: weights={weights!r}; expected one of "
+                          f"{', '.join(WEIGHTS)}")
     threads = args.get("threads", str(DEFAULT_THREADS))
     if not threads.isdigit() or int(threads) < 1:
         raise EngineError(f"engine {spec}: threads={threads!r}; expected a whole number >= 1")
-    return precision, int(threads)
+    return precision, weights, int(threads)
 
 
-def _convert(context: EngineContext, model: Any, kind: str) -> tuple[Any, Any]:
-    """(OpenVINO model, the ONNX export record) of one graph."""
+def _convert(context: EngineContext, model: Any, kind: str, weights: str) -> tuple[Any, Any]:
+    """(OpenVINO model, the ONNX export record) of one graph, its weights compressed to
+    8 bits when asked."""
     import openvino
 
     from infersuite.engines.ort_engine import _export
 
     export, _ = _export(context, model, kind)
-    return openvino.convert_model(str(export.path)), export
+    converted = openvino.convert_model(str(export.path))
+    if weights == "int8":
+        import nncf
+
+        converted = nncf.compress_weights(converted, mode=nncf.CompressWeightsMode.INT8_ASYM)
+    return converted, export
 
 
 def _compile(converted: Any, precision: str, threads: int) -> Any:
@@ -132,17 +149,20 @@ def _compile(converted: Any, precision: str, threads: int) -> Any:
 
 
 def create(context: EngineContext) -> OpenVinoEngine:
-    precision, threads = _parse_args(context.spec)
+    precision, weights, threads = _parse_args(context.spec)
     if context.dtype != "float32" or context.device != "cpu":
         raise EngineUnsupported(f"engine {context.spec}: runs float32 cases on the CPU (the "
                                 "conversion starts from the float32 model; ask for bfloat16 "
                                 "arithmetic with precision=bf16)")
     require_installed(context.spec)
+    if weights == "int8" and importlib.util.find_spec("nncf") is None:
+        raise EngineUnsupported(f"engine {context.spec}: weights=int8 needs nncf, not "
+                                "installed here; pip install 'infersuite[openvino]'")
     from infersuite.formats.onnx_export import decode_export_limitation, kv_layout
 
     model = _fp32_cpu_model(context)
     context.workdir.mkdir(parents=True, exist_ok=True)
-    converted, prefill_export = _convert(context, model, "prefill")
+    converted, prefill_export = _convert(context, model, "prefill", weights)
     compiled = _compile(converted, precision, threads)
     exports, decoder, limitations = [prefill_export], None, {}
     limitation = decode_export_limitation(model.config)
@@ -150,7 +170,7 @@ def create(context: EngineContext) -> OpenVinoEngine:
         limitations = dict.fromkeys(sorted(DECODE_CAPABILITIES),
                                     f"{context.model_name}: no decode graph: {limitation}")
     else:
-        decode_model, decode_export = _convert(context, model, "decode")
+        decode_model, decode_export = _convert(context, model, "decode", weights)
         exports.append(decode_export)
         _, kv_heads, head_dim = kv_layout(model.config)
         decoder = ort_helpers.OrtDecoder(OvSession(_compile(decode_model, precision, threads)),
@@ -158,9 +178,12 @@ def create(context: EngineContext) -> OpenVinoEngine:
     engine = OpenVinoEngine(context.spec, model, OvSession(compiled), decoder, exports,
                             "openvino", threads, limitations, context.tokenizer)
     compiled_as = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # "bf16"
-    engine.asked, engine.compiled_as = precision, compiled_as
+    engine.asked, engine.compiled_as, engine.weights = precision, compiled_as, weights
     engine.runtime = runtime_precisions(compiled)
-    # what the reference rule judges: the precision compiled, not the one asked for
-    engine.precision = engine.compute_dtype = PRECISIONS.get(compiled_as, compiled_as)
+    # what the reference rule judges: the precision compiled, not the one asked for, and
+    # 8-bit weights as quantized weights when the matrix nodes run on them
+    engine.compute_dtype = PRECISIONS.get(compiled_as, compiled_as)
+    quantized = any(key.endswith((":u8", ":i8")) for key in engine.runtime)
+    engine.precision = "INT8_ASYM" if weights == "int8" and quantized else engine.compute_dtype
     return engine
 

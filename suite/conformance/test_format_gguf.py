@@ -43,9 +43,9 @@ Q = gguf.GGMLQuantizationType
 # file), SQNR here. Measured SQNR on llama-tiny / qwen2-tiny: F16 58.1 / 57.6 dB, Q8_0
 # 29.3 / 28.9 dB, Q4_0 6.4 / 6.0 dB.
 MIN_SQNR_DB = {"F16": 45.0, "Q8_0": 20.0, "Q4_0": 2.0}
-QUALITY_GATES = {  # qtype: (max KL nats, min SQNR dB, min top-1 agreement)
-    name: (max_kl, MIN_SQNR_DB[name], min_top1)
-    for name, (max_kl, min_top1) in QUANTIZED_GATES.items()}
+QUALITY_GATES = {  # qtype: (max KL nats, min SQNR dB, min top-1 agreement); GGUF's types
+    name: (*QUANTIZED_GATES[name][:1], sqnr, QUANTIZED_GATES[name][1])
+    for name, sqnr in MIN_SQNR_DB.items()}
 LLAMA_METADATA = ("context_length", "embedding_length", "block_count", "feed_forward_length",
                   "attention.head_count", "attention.head_count_kv",
                   "attention.layer_norm_rms_epsilon", "rope.freq_base", "rope.dimension_count")

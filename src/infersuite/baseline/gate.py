@@ -5,21 +5,19 @@ of the runs saved into the baseline (stats/compare.py: Student's t prediction fr
 runs' scatter, an effect with its 99% interval and one-sided p-values). The scatter used is
 never below the median scatter of the run's benchmarks: a benchmark whose few recorded runs
 happened to land close together would otherwise be judged against a noise the host does
-not have, and the first run in a busier hour would be an alarm. A regression while the
-reference probe itself ran slower than the baseline's runs allow is inconclusive instead
-(host_guard), and so is one that the other series (raw or normalized) does not confirm
-(confirm). The p-values of all
-benchmarks are adjusted together (Holm: the chance of any false alarm in the run <= alpha),
-and stats/paired.py's ``decide`` gives the verdict, the same rule as the A/B mode:
-regression when the adjusted p(slower) < alpha and the shift is at least T/2; unchanged when
-the interval lies inside +-T; inconclusive otherwise (the host's run-to-run noise is larger
-than the question). Against a baseline of fewer than 2 runs every verdict is inconclusive:
-one run says nothing of how far the next lands.
+not have. The p-values of all benchmarks are adjusted together (Holm: the chance of any
+false alarm in the run <= alpha), and stats/paired.py's ``decide`` gives the verdict, the
+same rule as the A/B mode: regression when the adjusted p(slower) < alpha and the shift is
+at least T/2; unchanged when the interval lies inside +-T; inconclusive otherwise. Against
+a baseline of fewer than 2 runs every verdict is inconclusive.
 
 Where both sides carry the in-run reference probe (measure/probe.py), the medians of the
-samples divided by their round's probe are judged too, and the gate keeps the series whose
-recorded runs scatter less: chosen from the baseline alone, before the current run is
-looked at.
+samples divided by their round's probe are judged too; the gate keeps the series whose
+recorded runs scatter less (chosen from the baseline alone), and a verdict must show in
+the other series as well (confirm). The probe is also the host's witness: a shift while it
+ran at HOST_MOVED times its usual, in this benchmark (host_guard) or across more than
+BUSY_SHARE of the run (busy_run), is inconclusive, and baseline runs recorded on a busy host
+are left out of the scatter (quiet_runs). None of these can turn a regression into a pass.
 """
 
 from __future__ import annotations

@@ -103,3 +103,19 @@ def render_patching_conftest(imports: str, body: str) -> str:
 def patching_conftest():
     """`patching_conftest(imports, body)` -> conftest text that plants a fault (see above)."""
     return render_patching_conftest
+
+
+def collect_outcomes(result: pytest.RunResult) -> dict[str, list[str]]:
+    """Test id -> outcomes of a pytester run (the call's, and any setup or teardown that
+    did not pass)."""
+    outcomes: dict[str, list[str]] = {}
+    for report in result.reprec.getreports("pytest_runtest_logreport"):
+        if report.when == "call" or report.outcome != "passed":
+            outcomes.setdefault(report.nodeid, []).append(report.outcome)
+    return outcomes
+
+
+@pytest.fixture
+def run_outcomes():
+    """`run_outcomes(result)` -> {test id: outcomes} of a pytester run."""
+    return collect_outcomes

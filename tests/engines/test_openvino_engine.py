@@ -58,19 +58,11 @@ EXPECTED = {
 }
 
 
-def _outcomes(result: pytest.RunResult) -> dict[str, list[str]]:
-    outcomes: dict[str, list[str]] = {}
-    for report in result.reprec.getreports("pytest_runtest_logreport"):
-        if report.when == "call" or report.outcome != "passed":
-            outcomes.setdefault(report.nodeid, []).append(report.outcome)
-    return outcomes
-
-
-def test_openvino_passes_the_suite_at_f32_and_bf16(pytester, copy_suite_module):
+def test_openvino_passes_the_suite_at_f32_and_bf16(pytester, copy_suite_module, run_outcomes):
     for module in MODULES:
         copy_suite_module(module)
     result = pytester.runpytest(*ARGS, "--infer-engine", "openvino:precision=bf16")
-    outcomes = _outcomes(result)
+    outcomes = run_outcomes(result)
     for engine in ("openvino", "openvino-precision=bf16"):
         assert any(k.endswith(f"-{engine}]") for k in outcomes), sorted(outcomes)
     bad = sorted(k for k, v in outcomes.items() if set(v) - {"passed", "skipped"})
@@ -82,12 +74,12 @@ def test_openvino_passes_the_suite_at_f32_and_bf16(pytester, copy_suite_module):
 
 @pytest.mark.parametrize("fault", sorted(PATCHES))
 def test_a_fault_in_the_session_fails_openvino_only(fault, pytester, copy_suite_module,
-                                                    patching_conftest):
+                                                    patching_conftest, run_outcomes):
     pytester.makeconftest(patching_conftest(CONFTEST_IMPORTS, PATCHES[fault]))
     module, must_fail, measured = EXPECTED[fault]
     copy_suite_module(module)
     result = pytester.runpytest(*ARGS)
-    outcomes = _outcomes(result)
+    outcomes = run_outcomes(result)
     failed = {k for k, v in outcomes.items() if "failed" in v}
     assert all(k.endswith("-openvino]") for k in failed), sorted(failed)
     hf_cases = [v for k, v in outcomes.items() if k.endswith("-hf]")]

@@ -95,21 +95,11 @@ def _warm_export(tmp_path_factory: pytest.TempPathFactory) -> None:
     engine.close()
 
 
-def _outcomes(result: pytest.RunResult) -> dict[str, list[str]]:
-    """Test id -> outcomes (the call's, and any setup or teardown that did not pass)."""
-    reports = result.reprec.getreports("pytest_runtest_logreport")
-    outcomes: dict[str, list[str]] = {}
-    for report in reports:
-        if report.when == "call" or report.outcome != "passed":
-            outcomes.setdefault(report.nodeid, []).append(report.outcome)
-    return outcomes
-
-
-def test_hf_and_onnxruntime_pass_the_suite(pytester, copy_suite_module):
+def test_hf_and_onnxruntime_pass_the_suite(pytester, copy_suite_module, run_outcomes):
     for module in MODULES:
         copy_suite_module(module)
     result = pytester.runpytest(*ARGS)
-    outcomes = _outcomes(result)
+    outcomes = run_outcomes(result)
     for engine in ("hf", "onnxruntime"):
         assert any(k.endswith(f"-{engine}]") for k in outcomes), sorted(outcomes)
     bad = sorted(k for k, v in outcomes.items() if set(v) - {"passed", "skipped"})
@@ -123,13 +113,13 @@ def test_hf_and_onnxruntime_pass_the_suite(pytester, copy_suite_module):
 
 @pytest.mark.parametrize("fault", sorted(PATCHES))
 def test_adapter_fault_fails_onnxruntime_only(fault, pytester, copy_suite_module,
-                                              patching_conftest):
+                                              patching_conftest, run_outcomes):
     pytester.makeconftest(patching_conftest(CONFTEST_IMPORTS, PATCHES[fault]))
     modules, must_fail = EXPECTED[fault]
     for module in modules:
         copy_suite_module(module)
     result = pytester.runpytest(*ARGS)
-    outcomes = _outcomes(result)
+    outcomes = run_outcomes(result)
     failed = {k for k, v in outcomes.items() if "failed" in v}
     assert failed, f"fault {fault!r} went unnoticed:\n{result.stdout.str()}"
     assert all(k.endswith("-onnxruntime]") for k in failed), sorted(failed)

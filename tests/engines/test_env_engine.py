@@ -66,6 +66,20 @@ def test_the_worker_runs_the_other_interpreter_on_the_same_weights(pytester, oth
     assert diff < 1e-4  # same zoo weights, built in the other process
 
 
+def test_checks_that_drive_this_process_model_skip_for_a_worker(pytester, other_python):
+    """A module that drives the transformers model directly would judge this process's
+    transformers under the worker's name: the env engine does not claim that capability."""
+    pytester.makepyfile(test_direct="""
+def test_direct(infer_case):
+    infer_case.require("transformers")
+""")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-rs", "--infer-model", "llama-tiny",
+                                "--infer-device", "cpu", "--infer-engine",
+                                f"env:python={other_python}")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["*lacks transformers*"])
+
+
 def _tree(tmp_path: Path, name: str, slowdown: float | None = None) -> Path:
     """A copy of this source tree, the way a baseline checkout's src would be; with
     `slowdown`, its hf engine is slower (a planted regression in that tree's code)."""

@@ -77,9 +77,17 @@ def create(context: EngineContext) -> IsolatedEngine:
                "spec": str(inner), "workdir": str(context.workdir),
                "allow_pickle": bool(context.options.get("allow_pickle", False)),
                "cpu_threads": int(context.options.get("cpu_threads") or 0)}
-    return IsolatedEngine(context.spec, "infersuite.engines.env_engine:build", payload,
-                          tokenizer=context.tokenizer, python=python,
-                          pythonpath=worker_paths(python, path, context.workdir))
+    engine = IsolatedEngine(context.spec, "infersuite.engines.env_engine:build", payload,
+                            tokenizer=context.tokenizer, python=python,
+                            pythonpath=worker_paths(python, path, context.workdir))
+    if "transformers" in engine.capabilities:
+        # Checks of transformers' own APIs drive the model in this process: they would
+        # judge this environment's transformers under the worker's name.
+        engine.capabilities = engine.capabilities - {"transformers"}
+        engine.limitations["transformers"] = (
+            "the worker's transformers model lives in another process; checks that drive "
+            "the model directly would run this process's transformers instead")
+    return engine
 
 
 def build(payload: dict[str, Any]) -> Any:

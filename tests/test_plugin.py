@@ -108,7 +108,7 @@ def test_cuda_device_without_cuda_is_a_usage_error(pytester):
     (["--infer-tolerance", "float32=abc"], "*'abc' is not a number*"),
     (["--infer-engine", "tgi"], "*--infer-engine tgi: unknown engine 'tgi'; known engines: "
                                 "env, hf, hf-compiled, llama.cpp, llama.cpp-server, onnxruntime, "
-                                "openai, vllm*"),
+                                "openai, openvino, vllm*"),
     (["--infer-endpoint", "localhost:8000"], "*--infer-endpoint*expected the server's base "
                                              "URL, e.g. http://127.0.0.1:8000*"),
     (["--infer-server-cmd", "python -m server"], "*--infer-server-cmd*must contain {port}*"),

@@ -29,12 +29,14 @@ def _run_ab(pytester, copy_suite_module, spec, *extra):
 
 
 def test_a_a_is_not_a_regression(pytester, copy_suite_module):
-    """The same engine on both sides: the run passes and the effect's interval holds 0."""
+    """The same engine on both sides: no alarm, and the effect far below the T/2 bar. (Not
+    "the 99% interval holds 1": that fails in about one run in a hundred by design, and a
+    CI run beside another job showed [1.0021, ...].)"""
     result, doc = _run_ab(pytester, copy_suite_module, "hf")
-    assert result.ret == 0, result.stdout.str()[-3000:]
+    assert result.ret in (0, EXIT_INCONCLUSIVE), result.stdout.str()[-3000:]
     [row] = doc["rows"]
     assert row["status"] in ("unchanged", "inconclusive")
-    assert row["effect"]["ratio_lower"] <= 1.0 <= row["effect"]["ratio_upper"]
+    assert abs(row["effect"]["ratio"] - 1.0) < 0.025, row["reason"]
     assert len(row["a_s"]) == len(row["b_s"]) >= 80
     assert 0 < row["b_first_rounds"] < len(row["a_s"])  # both orders were used
 

@@ -9,6 +9,7 @@ order drawn at random so that every kind of run meets the same spread of host no
 `save` appends each run to OUT/baseline.json (`--infer-save-baseline`); `gate` judges each
 run against it (`--infer-baseline`, with `--infer-plant-slowdown F` for a planted run) and
 counts the verdicts per kind in OUT/campaign.json. Every run's report stays in OUT/runs/.
+While a file OUT/pause exists no new run starts (to run something else on a quiet host).
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ def main() -> int:
     random.Random(args.seed).shuffle(plan)
     done_before = len(log.read_text().splitlines()) if log.exists() else 0
     for index, kind in enumerate(plan[done_before:], start=done_before):
+        while (args.out / "pause").exists():
+            time.sleep(5)
         folder = args.out / "runs" / f"{args.mode}{index:02d}"
         if kind == "save":
             options = ["--infer-save-baseline", str(baseline)]
@@ -81,7 +84,10 @@ def main() -> int:
         entry = {"index": index, "kind": kind, "exit": code, "seconds": round(seconds, 1),
                  "time": time.strftime("%H:%M:%S"), "last_line": last,
                  "counts": {s: statuses.count(s) for s in sorted(set(statuses))},
-                 "regressions": [r["name"] for r in rows if r["status"] == "regression"]}
+                 "regressions": [r["name"] for r in rows if r["status"] == "regression"],
+                 # flagged at first, not repeated when re-measured in the same job
+                 "not_repeated": [r["name"] for r in rows if r["status"] == "inconclusive"
+                                  and r.get("rerun") is not None]}
         with log.open("a") as handle:
             handle.write(json.dumps(entry) + "\n")
         print(json.dumps(entry), flush=True)

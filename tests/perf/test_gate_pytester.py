@@ -231,3 +231,79 @@ def test_real_model_a_a_then_a_b(pytester):
     slow = _run_subprocess(pytester, *args, "--infer-baseline", base)
     assert slow.ret == EXIT_REGRESSION, slow.stdout.str()
     slow.stdout.fnmatch_lines(["*test_llama[[]llama-tiny-float32-cpu-hf[]]*e2e_s*regression*"])
+
+
+RERUN_CONFTEST = """
+import sys
+import pytest
+
+@pytest.fixture
+def work_s():
+    rerun = "--infer-rerun-of" in sys.argv
+    {body}
+"""
+
+
+def _gate_rows(pytester):
+    report = json.loads((pytester.path / "rep" / "report.json").read_text())
+    return {row["name"]: row for row in report["gate"]["rows"]}
+
+
+def _save_four(pytester):
+    base = str(pytester.path / "baseline.json")
+    for _ in range(4):
+        _run(pytester, "--infer-save-baseline", base).assert_outcomes(passed=2)
+    return base
+
+
+def test_a_regression_is_measured_again_and_stands_when_it_repeats(bench_dir):
+    base = _save_four(bench_dir)
+    bench_dir.makeconftest(CONFTEST.format(factor=1.3))
+    slow = _run(bench_dir, "--infer-baseline", base, "--benchmark-json", "bench.json")
+    assert slow.ret == EXIT_REGRESSION, slow.stdout.str()
+    slow.stdout.fnmatch_lines(["*re-measured 1 benchmarks in *: 1 of 1 regressions repeated*"])
+    row = _gate_rows(bench_dir)["test_fast"]
+    assert row["status"] == "regression"
+    assert row["rerun"]["status"] == "regression"
+    assert row["rerun"]["median_ratio"] > 1.15
+    assert "repeated: measured again" in row["reason"]
+    rerun = bench_dir.path / "rep" / "rerun"
+    assert json.loads((rerun / "ids.json").read_text()) == [row["key"]]
+    assert "1 passed" in (rerun / "pytest.log").read_text()
+    # the child wrote its own report, not the parent's files
+    assert json.loads((bench_dir.path / "bench.json").read_text())["benchmarks"][0]["name"]
+    assert len(json.loads((bench_dir.path / "bench.json").read_text())["benchmarks"]) == 2
+
+
+def test_a_regression_that_does_not_repeat_is_inconclusive_not_a_failure(bench_dir):
+    """Planted transient slowdown: 30% slower in the first measurement only (a host's slow
+    spell); measured again it is back, so the gate says inconclusive (11), not 10."""
+    base = _save_four(bench_dir)
+    bench_dir.makeconftest(RERUN_CONFTEST.format(body="return 0.002 * (1.0 if rerun else 1.3)"))
+    flaky = _run(bench_dir, "--infer-baseline", base)
+    assert flaky.ret == EXIT_INCONCLUSIVE, flaky.stdout.str()
+    flaky.stdout.fnmatch_lines(["*: 0 of 1 regressions repeated*"])
+    row = _gate_rows(bench_dir)["test_fast"]
+    assert row["status"] == "inconclusive"
+    assert row["rerun"]["status"] != "regression"
+    assert row["reason"].startswith("inconclusive: not repeated in the same job")
+
+
+def test_no_rerun_lets_the_first_measurement_decide(bench_dir):
+    """Negative control of the above: the same transient slowdown, not re-measured."""
+    base = _save_four(bench_dir)
+    bench_dir.makeconftest(RERUN_CONFTEST.format(body="return 0.002 * (1.0 if rerun else 1.3)"))
+    flaky = _run(bench_dir, "--infer-baseline", base, "--infer-no-rerun")
+    assert flaky.ret == EXIT_REGRESSION, flaky.stdout.str()
+    assert not (bench_dir.path / "rep" / "rerun").exists()
+
+
+def test_a_rerun_that_fails_leaves_the_regression_standing_and_says_why(bench_dir):
+    base = _save_four(bench_dir)
+    bench_dir.makeconftest(RERUN_CONFTEST.format(
+        body="assert not rerun, 'planted: the re-measurement fails'\n    return 0.0026"))
+    slow = _run(bench_dir, "--infer-baseline", base)
+    assert slow.ret == EXIT_REGRESSION, slow.stdout.str()
+    slow.stdout.fnmatch_lines(["*regressions not re-measured: the re-measurement exited 1*"])
+    assert "not re-measured: the re-measurement exited 1" in _gate_rows(bench_dir)[
+        "test_fast"]["reason"]

@@ -67,6 +67,8 @@ class GateRow:
     threshold: float | None = None
     # the reference probe's p50 and p90 this run over their median in the baseline's runs
     host: Mapping[str, float] | None = None
+    # the verdict of the same benchmark re-measured in the same job (baseline/rerun.py)
+    rerun: Mapping[str, object] | None = None
 
 
 @dataclass(frozen=True)
@@ -322,9 +324,12 @@ def compute_gate(
     run_medians: Mapping[str, Sequence[float]],
     threshold: float,
     probed: Mapping[str, Probed] | None = None,
+    floors: Mapping[str, float] | None = None,
 ) -> GateResult:
     """`current`: key -> (display name, metric, samples); keys absent from the baseline
-    are "new" (not gated); keys in `probed` are judged raw and normalized."""
+    are "new" (not gated); keys in `probed` are judged raw and normalized. `floors`: the
+    noise floors to use instead of this selection's own (a re-measurement of a few
+    benchmarks is judged against the floors of the whole run)."""
     judged = []
     for key, (name, metric, samples) in current.items():
         if key not in baseline:
@@ -334,7 +339,8 @@ def compute_gate(
         else:
             judged.append(judge_benchmark(key, name, metric, baseline[key], samples,
                                           run_medians.get(key, ()), (probed or {}).get(key)))
-    floors = compute_noise_floors(judged)
+    if floors is None:
+        floors = compute_noise_floors(judged)
     rows = [measure_effect(j, floors) for j in judged]
     return GateResult(tuple(decide_rows(rows, threshold, floors=floors)), threshold,
                       noise_floors=floors)

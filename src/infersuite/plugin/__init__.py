@@ -5,9 +5,9 @@ the Settings object), `cases` (parametrization and the model fixtures), `engines
 runtimes under test and the reference), `endpoint` (servers under test), `load` (load on
 a server: table, load.json, plots), `expectations` (known findings as strict xfails),
 `summary` (engines side by side), `perf` (benchmarks, baselines, the regression gate),
-`ab` (interleaved A/B of two engines in one run),
-`knee` (sweeps and knee reports), `formats` (format round-trip tables), `workers`
-(pytest-xdist: workers measure, the controller writes).
+`rerun` (a flagged regression measured again in the same job), `ab` (interleaved A/B of
+two engines in one run), `knee` (sweeps and knee reports), `formats` (format round-trip
+tables), `workers` (pytest-xdist: workers measure, the controller writes).
 Nothing here imports torch: a run that collects no inference case never loads it.
 """
 
@@ -18,7 +18,7 @@ import pytest
 pytest_plugins: list[str] = [
     f"infersuite.plugin.{name}"
     for name in ("options", "cases", "engines", "endpoint", "load", "expectations", "perf",
-                 "ab", "knee", "formats", "summary", "workers")
+                 "rerun", "ab", "knee", "formats", "summary", "workers")
 ]
 
 MARKERS = {

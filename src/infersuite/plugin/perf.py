@@ -275,7 +275,7 @@ def pytest_benchmark_update_json(config: pytest.Config, benchmarks: list,
                 for metric, vals in record.metrics.items() if len(vals) > 0}
 
 
-def _run_gate(state: PerfState, records: list[PerfRecord]) -> Any:
+def _run_gate(state: PerfState, records: list[PerfRecord], floors: Any = None) -> Any:
     from infersuite.baseline.gate import Probed, compute_gate
     from infersuite.baseline.store import baseline_probes, baseline_run_medians, baseline_samples
 
@@ -290,7 +290,7 @@ def _run_gate(state: PerfState, records: list[PerfRecord]) -> Any:
         if stored is not None and probes and len(probes) == len(record.primary_samples()):
             probed[record.fullname] = Probed(probes, stored[1], stored[2])
     return compute_gate(baseline_samples(state.baseline), current, medians, state.threshold,
-                        probed)
+                        probed, floors)
 
 
 def _settings_summary(config: pytest.Config, state: PerfState) -> dict[str, Any]:
@@ -308,6 +308,11 @@ def _finish_run(config: pytest.Config, state: PerfState, records: list[PerfRecor
     from infersuite.report.markdown import render_markdown
 
     gate = _run_gate(state, records) if state.baseline is not None else None
+    if gate is not None:
+        from infersuite.plugin.rerun import confirm_by_rerun
+
+        gate, said = confirm_by_rerun(config, gate, lambda recs, fl: _run_gate(state, recs, fl))
+        state.written += [said] if said else []
     state.regressions = len(gate.regressions) if gate else 0
     state.inconclusive = len(gate.inconclusive) if gate else 0
     state.nothing_gated = gate is not None and all(r.status == "new" for r in gate.rows)

@@ -96,7 +96,7 @@ def build_gate_row(row: GateRow) -> dict[str, Any]:
         "p_value_slower": effect.p_slower if effect else None,
         "p_value_slower_adjusted": row.p_slower_adjusted,
         "gated_on": row.gated_on, "noise": row.noise, "other_median_ratio": row.other_ratio,
-        "threshold": row.threshold, "reason": row.reason,
+        "threshold": row.threshold, "reason": row.reason, "rerun": row.rerun,
     })
 
 

@@ -86,8 +86,8 @@ def main() -> int:
                  "counts": {s: statuses.count(s) for s in sorted(set(statuses))},
                  "regressions": [r["name"] for r in rows if r["status"] == "regression"],
                  # flagged at first, not repeated when re-measured in the same job
-                 "not_repeated": [r["name"] for r in rows if r["status"] == "inconclusive"
-                                  and r.get("rerun") is not None]}
+                 "not_repeated": [r["name"] for r in rows
+                                  if r["reason"].startswith("inconclusive: not repeated")]}
         with log.open("a") as handle:
             handle.write(json.dumps(entry) + "\n")
         print(json.dumps(entry), flush=True)

@@ -142,3 +142,16 @@ def test_gate_messages_without_a_model():
     with pytest.raises(AccuracyGateError, match=r"fake: 2 of 4 answers differ from torch float32"):
         check_same_answers("fake", problems, reference.answers, result.answers)
     check_same_answers("fake", problems, reference.answers, reference.answers)
+
+
+def test_a_drop_of_exactly_the_gate_passes_and_one_answer_more_fails():
+    """989/1000 vs 999/1000 is a 1-point drop: in floats it is 1.0000000000000009, which a
+    "drop <= 1 point" gate must not fail; 988/1000 is over it."""
+    problems = [(a, 0) for a in range(1000)]
+    truth = [str(a) for a in range(1000)]
+    reference = score_answers(problems, ["x", *truth[1:]])  # 999 right
+    at_gate = score_answers(problems, ["x"] * 11 + truth[11:])  # 989 right
+    assert check_accuracy_gate("at", problems, at_gate, reference, 1.0) == pytest.approx(-1.0)
+    over = score_answers(problems, ["x"] * 12 + truth[12:])  # 988 right
+    with pytest.raises(AccuracyGateError, match=r"-1\.10 points"):
+        check_accuracy_gate("over", problems, over, reference, 1.0)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 # Each module defines `add_parser(subparsers)`; the parser it adds sets `func`
 # (called with the parsed namespace, returning an exit code).
-_SUBCOMMANDS = ("knee", "compare", "report")
+_SUBCOMMANDS = ("knee", "compare", "report", "runtimes")
 
 
 def build_parser() -> argparse.ArgumentParser:

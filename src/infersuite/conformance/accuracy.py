@@ -103,8 +103,14 @@ def check_accuracy_gate(label: str, problems: Sequence[Problem], result: Accurac
                         min_accuracy: float = 0.0) -> float:
     """Raise when accuracy falls more than ``max_drop_points`` below ``reference`` or under
     ``min_accuracy``; the message counts the answers that changed. Returns Δ in points."""
+    from fractions import Fraction
+
     delta = compute_delta_points(result, reference)
-    if -delta <= max_drop_points and result.accuracy >= min_accuracy:
+    # in exact fractions: 989/1000 vs 999/1000 is a drop of 1 point, not 1.0000000000000009
+    drop = 100 * (Fraction(reference.correct, reference.total)
+                  - Fraction(result.correct, result.total))
+    if (drop <= Fraction(max_drop_points).limit_denominator(10**6)
+            and result.accuracy >= min_accuracy):
         return delta
     prompts = [format_prompt(a, b) for a, b in problems]
     changes = compute_answer_changes(prompts, reference.answers, result.answers)

@@ -46,6 +46,7 @@ QUANTIZED_GATES: Mapping[str, tuple[float, float]] = {
     "Q8_0": (1e-2, 0.80),
     "Q4_0": (1.0, 0.15),
     "INT8_ASYM": (1e-2, 0.80),
+    "INT8_PTQ": (1e-2, 0.80),
 }
 
 

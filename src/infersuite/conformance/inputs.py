@@ -29,3 +29,28 @@ def build_prompt_ids(tokenizer: Any | None, vocab_size: int, seed: int = 7) -> l
     # Skip the lowest ids: they are usually special tokens.
     low = min(16, vocab_size - 1)
     return [[rng.randrange(low, vocab_size) for _ in range(n)] for n in lengths]
+
+
+def build_calibration_ids(tokenizer: Any | None, vocab_size: int, count: int = 12,
+                          seed: int = 11, model_name: str = "") -> list[list[int]]:
+    """Token ids to calibrate a quantizer on, never the inputs the checks judge: for the
+    adder, prompts of its training problems (its accuracy is judged on held-out ones);
+    otherwise the shipped encoder sentences; seeded random ids when there is no tokenizer
+    that fits."""
+    if model_name == "adder" and tokenizer is not None:
+        from infersuite.models.adder import format_prompt, train_problems
+
+        problems = random.Random(seed).sample(train_problems(), 4 * count)
+        return [tokenizer(format_prompt(a, b))["input_ids"] for a, b in problems]
+    sentences = json.loads((fixtures_dir() / "sentences.json").read_text())["sentences"]
+    chosen = sentences[:count]
+    if tokenizer is not None:
+        try:
+            encoded = [tokenizer(s, add_special_tokens=False)["input_ids"] for s in chosen]
+        except Exception:  # a vocabulary without English words (the adder's) - noqa: BLE001
+            encoded = []
+        if encoded and all(ids and max(ids) < vocab_size for ids in encoded):
+            return encoded
+    rng = random.Random(seed)
+    low = min(16, vocab_size - 1)
+    return [[rng.randrange(low, vocab_size) for _ in range(4 + i % 9)] for i in range(count)]

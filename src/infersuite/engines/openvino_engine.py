@@ -21,6 +21,10 @@ Arguments:
   ``nncf.compress_weights`` (INT8_ASYM: 8-bit per output channel with a zero point, no
   calibration data). The compiled graph's matrix nodes then report ``u8``, and the engine
   is judged as quantized weights are (mean KL and top-1 agreement, conformance/agreement.py);
+- ``activations=f32|int8``: ``int8`` is post-training quantization of both graphs
+  (``nncf.quantize``, transformer preset), calibrated on text other than the judged prompts
+  (engines/openvino_calibration.py): 8-bit weights and 8-bit inputs to the matrix
+  multiplications, judged as 8-bit quantization is (precision ``INT8_PTQ``);
 - ``threads=N``: ``INFERENCE_NUM_THREADS`` (default 2).
 
 float32 cases on the CPU only: the conversion starts from the float32 model.
@@ -45,7 +49,9 @@ from infersuite.engines.ort_engine import DECODE_CAPABILITIES, OrtEngine, _fp32_
 
 PRECISIONS = {"f32": "float32", "bf16": "bfloat16"}
 WEIGHTS = ("f32", "int8")
-ARGUMENTS = "precision=f32|bf16, weights=f32|int8, threads=N (default 2)"
+ACTIVATIONS = ("f32", "int8")
+ARGUMENTS = ("precision=f32|bf16, weights=f32|int8, activations=f32|int8, threads=N "
+             "(default 2)")
 DEFAULT_THREADS = 2
 
 
@@ -88,7 +94,7 @@ def runtime_precisions(compiled: Any) -> dict[str, int]:
 
 class OpenVinoEngine(OrtEngine):
     name = "openvino"
-    asked, compiled_as, weights = "f32", "f32", "f32"
+    asked, compiled_as, weights, activations = "f32", "f32", "f32", "f32"
     runtime: dict[str, int] = {}  # noqa: RUF012 - replaced per instance by create()
 
     def describe(self) -> dict[str, str]:
@@ -98,16 +104,16 @@ class OpenVinoEngine(OrtEngine):
         for key in ("onnxruntime", "providers", "graph_optimization", "opset"):
             info.pop(key, None)
         info.update({"openvino": openvino.__version__, "precision_asked": self.asked,
-                     "weights": self.weights,
+                     "weights": self.weights, "activations": self.activations,
                      "precision_compiled": self.compiled_as,
                      "runtime_precisions": ", ".join(f"{k}×{v}"
                                                      for k, v in self.runtime.items())})
         return info
 
 
-def _parse_args(spec: EngineSpec) -> tuple[str, str, int]:
+def _parse_args(spec: EngineSpec) -> tuple[str, str, str, int]:
     args = spec.kwargs
-    unknown = sorted(set(args) - {"precision", "weights", "threads"})
+    unknown = sorted(set(args) - {"precision", "weights", "activations", "threads"})
     if unknown:
         raise EngineError(f"engine {spec}: unknown argument(s) {unknown}; the openvino engine "
                           f"takes {ARGUMENTS}")
@@ -119,10 +125,14 @@ def _parse_args(spec: EngineSpec) -> tuple[str, str, int]:
     if weights not in WEIGHTS:
         raise EngineError(f"engine {spec}: weights={weights!r}; expected one of "
                           f"{', '.join(WEIGHTS)}")
+    activations = args.get("activations", "f32")
+    if activations not in ACTIVATIONS:
+        raise EngineError(f"engine {spec}: activations={activations!r}; expected one of "
+                          f"{', '.join(ACTIVATIONS)} (int8: post-training quantization)")
     threads = args.get("threads", str(DEFAULT_THREADS))
     if not threads.isdigit() or int(threads) < 1:
         raise EngineError(f"engine {spec}: threads={threads!r}; expected a whole number >= 1")
-    return precision, weights, int(threads)
+    return precision, weights, activations, int(threads)
 
 
 def _convert(context: EngineContext, model: Any, kind: str, weights: str) -> tuple[Any, Any]:
@@ -149,20 +159,26 @@ def _compile(converted: Any, precision: str, threads: int) -> Any:
 
 
 def create(context: EngineContext) -> OpenVinoEngine:
-    precision, weights, threads = _parse_args(context.spec)
+    precision, weights, activations, threads = _parse_args(context.spec)
     if context.dtype != "float32" or context.device != "cpu":
         raise EngineUnsupported(f"engine {context.spec}: runs float32 cases on the CPU (the "
                                 "conversion starts from the float32 model; ask for bfloat16 "
                                 "arithmetic with precision=bf16)")
     require_installed(context.spec)
-    if weights == "int8" and importlib.util.find_spec("nncf") is None:
-        raise EngineUnsupported(f"engine {context.spec}: weights=int8 needs nncf, not "
-                                "installed here; pip install 'infersuite[openvino]'")
+    if "int8" in (weights, activations) and importlib.util.find_spec("nncf") is None:
+        raise EngineUnsupported(f"engine {context.spec}: int8 needs nncf, not installed "
+                                "here; pip install 'infersuite[openvino]'")
     from infersuite.formats.onnx_export import decode_export_limitation, kv_layout
 
     model = _fp32_cpu_model(context)
     context.workdir.mkdir(parents=True, exist_ok=True)
+    from infersuite.engines import openvino_calibration as calibration
+
+    batches = [] if activations != "int8" else calibration.calibration_batches(
+        context.tokenizer, model.config.vocab_size, 0, context.model_name)
     converted, prefill_export = _convert(context, model, "prefill", weights)
+    if batches:
+        converted = calibration.quantize_prefill(converted, batches)
     compiled = _compile(converted, precision, threads)
     exports, decoder, limitations = [prefill_export], None, {}
     limitation = decode_export_limitation(model.config)
@@ -173,17 +189,24 @@ def create(context: EngineContext) -> OpenVinoEngine:
         decode_model, decode_export = _convert(context, model, "decode", weights)
         exports.append(decode_export)
         _, kv_heads, head_dim = kv_layout(model.config)
+        if batches:
+            float_decode = OvSession(_compile(decode_model, "f32", threads))
+            decode_model = calibration.quantize_decode(decode_model, float_decode, kv_heads,
+                                                       head_dim, batches)
         decoder = ort_helpers.OrtDecoder(OvSession(_compile(decode_model, precision, threads)),
                                          kv_heads, head_dim)
     engine = OpenVinoEngine(context.spec, model, OvSession(compiled), decoder, exports,
                             "openvino", threads, limitations, context.tokenizer)
     compiled_as = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # "bf16"
     engine.asked, engine.compiled_as, engine.weights = precision, compiled_as, weights
+    engine.activations = activations
     engine.runtime = runtime_precisions(compiled)
     # what the reference rule judges: the precision compiled, not the one asked for, and
     # 8-bit weights as quantized weights when the matrix nodes run on them
     engine.compute_dtype = PRECISIONS.get(compiled_as, compiled_as)
     quantized = any(key.endswith((":u8", ":i8")) for key in engine.runtime)
-    engine.precision = "INT8_ASYM" if weights == "int8" and quantized else engine.compute_dtype
+    engine.precision = engine.compute_dtype
+    if quantized and "int8" in (weights, activations):
+        engine.precision = "INT8_PTQ" if activations == "int8" else "INT8_ASYM"
     return engine
 

@@ -150,6 +150,24 @@ def export_decode(model: PreTrainedModel, path: Path) -> OnnxExport:
                    inputs, outputs, dynamic)
 
 
+def export_encoder(module: torch.nn.Module, example: torch.Tensor, path: Path) -> OnnxExport:
+    """A speech encoder: input_features [batch, mels, frames] -> last_hidden_state
+    [batch, positions, d_model]; float32, the batch dimension dynamic."""
+    import torch
+
+    class Encoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = module
+
+        def forward(self, input_features: torch.Tensor) -> torch.Tensor:
+            return self.encoder(input_features).last_hidden_state
+
+    dynamic = {"input_features": {0: "batch"}, "last_hidden_state": {0: "batch"}}
+    return _export(Encoder().eval(), (example,), path, ["input_features"],
+                   ["last_hidden_state"], dynamic)
+
+
 def graph_input_names(path: Path) -> list[str]:
     import onnx
 

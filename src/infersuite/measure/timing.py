@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -70,3 +70,32 @@ def collect_after_warmup(
         return value
 
     return wrapped, results
+
+
+def time_interleaved(
+    calls: Mapping[str, Callable[[], object]],
+    rounds: int,
+    warmup_rounds: int = 1,
+    seed: int = 0,
+    now_ns: Callable[[], int] = time.perf_counter_ns,
+) -> dict[str, list[float]]:
+    """Seconds per call of each function over `rounds` rounds, each round calling every
+    function once in an order drawn at random (seeded): the functions share the host's
+    slow and fast spells, so round i of one pairs with round i of another. Warmup rounds
+    go the same way, unmeasured."""
+    import random
+
+    if rounds < 2:
+        raise ValueError(f"rounds={rounds}: paired comparisons need at least 2 rounds")
+    rng, names = random.Random(seed), list(calls)
+    for _ in range(warmup_rounds):
+        for name in rng.sample(names, len(names)):
+            calls[name]()
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    with gc_disabled():
+        for _ in range(rounds):
+            for name in rng.sample(names, len(names)):
+                start = now_ns()
+                calls[name]()
+                samples[name].append((now_ns() - start) / 1e9)
+    return samples

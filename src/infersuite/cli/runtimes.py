@@ -34,7 +34,7 @@ def add_parser(subparsers: Any) -> None:
                     "input in interleaved rounds: medians and p90 with intervals, speed-ups "
                     "with intervals, agreement with PyTorch float32, and the handbook's "
                     "claims (OpenVINO FP32 2x, INT8 5x) judged.")
-    parser.add_argument("--model", default=ASR_MODELS[0], choices=ASR_MODELS)
+    parser.add_argument("--model", default="whisper-tiny-shape", choices=ASR_MODELS)
     parser.add_argument("--variants", default=",".join(VARIANTS),
                         help=f"comma-separated, torch-fp32 first (default: {','.join(VARIANTS)})")
     parser.add_argument("--rounds", type=int, default=30, help="measured rounds (default 30)")

@@ -6,8 +6,9 @@ runtimes under test and the reference), `endpoint` (servers under test), `load` 
 a server: table, load.json, plots), `expectations` (known findings as strict xfails),
 `summary` (engines side by side), `perf` (benchmarks, baselines, the regression gate),
 `rerun` (a flagged regression measured again in the same job), `ab` (interleaved A/B of
-two engines in one run), `knee` (sweeps and knee reports), `formats` (format round-trip
-tables), `workers` (pytest-xdist: workers measure, the controller writes).
+two engines in one run), `asr` (speech model x engine cases), `knee` (sweeps and knee
+reports), `formats` (format round-trip tables), `workers` (pytest-xdist: workers measure,
+the controller writes).
 Nothing here imports torch: a run that collects no inference case never loads it.
 """
 
@@ -18,7 +19,7 @@ import pytest
 pytest_plugins: list[str] = [
     f"infersuite.plugin.{name}"
     for name in ("options", "cases", "engines", "endpoint", "load", "expectations", "perf",
-                 "rerun", "ab", "knee", "formats", "summary", "workers")
+                 "rerun", "ab", "asr", "knee", "formats", "summary", "workers")
 ]
 
 MARKERS = {

@@ -1,0 +1,152 @@
+"""Speech recognition engines: an encoder step and a decoder with a cache, behind one protocol.
+
+An encoder-decoder model (Whisper's shape) turns log-mel features [batch, mels, frames]
+into encoder states once, then decodes tokens with two caches: the decoder's own keys and
+values (growing by one position per step) and the cross-attention keys and values of the
+encoder states (computed once, reused every step). The protocol exposes what the checks
+need to judge each part on its own:
+
+- ``encode(features)`` -> encoder states [batch, positions, width];
+- ``decoder_logits(states, ids)`` -> logits [batch, len(ids), vocab] by a full recompute
+  (no cache): the answer a cached decoder must reproduce;
+- ``generate_greedy(features, prompt, n_new)`` -> (tokens [batch, n_new], step logits
+  [batch, n_new, vocab]): the engine's own cached decoding, end of text never chosen so
+  that every run has the same length.
+
+``hf`` runs transformers' WhisperForConditionalGeneration in float32: the reference the
+other speech engines are judged against.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from infersuite.engines.base import EngineSpec, naive_greedy
+
+if TYPE_CHECKING:
+    import torch
+
+CAPABILITIES = frozenset({"encoder", "cached_decoder", "batch"})
+
+
+class AsrEngine:
+    """What a speech engine provides; adapters subclass it."""
+
+    name = "asr"
+    capabilities: frozenset[str] = CAPABILITIES
+    precision = "float32"  # what the reference rule judges
+    compute_dtype = "float32"
+
+    def __init__(self, spec: EngineSpec, config: Any) -> None:
+        self.spec = spec
+        self.config = config
+        self.start_ids = [int(config.decoder_start_token_id)]
+        eos = config.eos_token_id
+        self.banned = [int(eos)] if eos is not None else []
+        self.limitations: dict[str, str] = {}
+
+    def encode(self, features: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decoder_logits(self, states: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def generate_greedy(self, features: torch.Tensor, prompt: torch.Tensor,
+                        n_new: int) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def describe(self) -> dict[str, str]:
+        return {"engine": str(self.spec)}
+
+    def prompt(self, batch: int) -> torch.Tensor:
+        """The decoder's first tokens for `batch` rows: the start-of-transcript token."""
+        import torch
+
+        return torch.tensor([self.start_ids] * batch, dtype=torch.long)
+
+
+def naive_asr_greedy(engine: AsrEngine, features: torch.Tensor, prompt: torch.Tensor,
+                     n_new: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Greedy decoding without any cache: the encoder once, then the decoder over the
+    whole token sequence at every step (engines/base.naive_greedy)."""
+    import torch
+
+    states = engine.encode(features)
+    return naive_greedy(lambda ids, _mask: engine.decoder_logits(states, ids), prompt,
+                        torch.ones_like(prompt), n_new, engine.banned)
+
+
+class HfAsrEngine(AsrEngine):
+    """transformers' Whisper in process: the encoder, then the decoder stepped on an
+    EncoderDecoderCache (self-attention cache growing, cross-attention cache filled on the
+    first step and reused)."""
+
+    name = "hf"
+
+    def __init__(self, spec: EngineSpec, model: Any) -> None:
+        super().__init__(spec, model.config)
+        self.model = model
+
+    def describe(self) -> dict[str, str]:
+        import transformers
+
+        return {"engine": str(self.spec), "transformers": transformers.__version__}
+
+    def encode(self, features: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        with torch.inference_mode():
+            return self.model.model.encoder(features).last_hidden_state
+
+    def decoder_logits(self, states: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        with torch.inference_mode():
+            return self.model(encoder_outputs=(states,), decoder_input_ids=ids,
+                              use_cache=False).logits
+
+    def new_cache(self) -> Any:
+        from transformers import DynamicCache, EncoderDecoderCache
+
+        return EncoderDecoderCache(DynamicCache(config=self.model.config),
+                                   DynamicCache(config=self.model.config))
+
+    def step(self, states: torch.Tensor, ids: torch.Tensor, cache: Any) -> torch.Tensor:
+        """Logits of the new tokens `ids` on top of `cache` (filled in place)."""
+        import torch
+
+        from infersuite.engines.hf import cache_kwargs
+
+        with torch.inference_mode():
+            return self.model(encoder_outputs=(states,), decoder_input_ids=ids,
+                              use_cache=True, **cache_kwargs(self.model, cache)).logits
+
+    def generate_greedy(self, features: torch.Tensor, prompt: torch.Tensor,
+                        n_new: int) -> tuple[torch.Tensor, torch.Tensor]:
+        import torch
+
+        states = self.encode(features)
+        cache, ids = self.new_cache(), prompt
+        tokens, step_logits = [], []
+        for _ in range(n_new):
+            logits = self.step(states, ids, cache)[:, -1, :]
+            choosable = logits.clone()
+            if self.banned:
+                choosable[:, self.banned] = float("-inf")
+            ids = choosable.argmax(-1, keepdim=True)
+            tokens.append(ids[:, 0])
+            step_logits.append(logits)
+        return torch.stack(tokens, 1), torch.stack(step_logits, 1)
+
+
+def create_hf(spec: EngineSpec, model: Any) -> AsrEngine:
+    if spec.kwargs:
+        from infersuite.engines.base import EngineError
+
+        raise EngineError(f"engine {spec}: the speech hf engine takes no arguments")
+    return HfAsrEngine(spec, model)
+
+
+# engine name -> factory(spec, float32 transformers model); the other engines have no speech
+# adapter yet, and their speech cases skip saying so.
+ASR_ENGINES = {"hf": create_hf}

@@ -1,0 +1,149 @@
+"""Speech cases: the `asr_case` fixture, over speech model x engine.
+
+A test that asks for ``asr_case`` runs once per speech model (``--infer-asr-model``,
+repeatable; default: the speech zoo's tiny tier, ``whisper-toy``) and per in-process engine
+of ``--infer-engine`` (default ``hf``), in float32 on the CPU. ``asr_case.engine`` is the
+engine under test (engines/asr.py, built once per session), ``asr_case.reference`` is
+transformers float32, the judge, and ``asr_case.require("cached_decoder")`` skips, naming
+the engine and what it lacks. An engine with no speech adapter yet skips its cases, saying
+which engines have one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from infersuite.engines.base import SERVING_ENGINES, EngineSpec
+from infersuite.plugin.options import get_settings
+
+asr_cache_key = pytest.StashKey[dict[tuple[str, str], Any]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("infersuite")
+    group.addoption("--infer-asr-model", action="append", metavar="NAME",
+                    help="speech model of the speech zoo for the speech (asr) checks, "
+                         "repeatable (default: its tiny tier)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[asr_cache_key] = {}
+    names = config.getoption("infer_asr_model", None)
+    if names and not config.option.help:
+        from infersuite.models.whisper import ASR_MODELS
+
+        unknown = [n for n in names if n not in ASR_MODELS]
+        if unknown:
+            raise pytest.UsageError(f"--infer-asr-model {', '.join(unknown)}: not in the "
+                                    f"speech zoo; expected one of {', '.join(ASR_MODELS)}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    config.stash.get(asr_cache_key, {}).clear()
+
+
+@dataclass(frozen=True)
+class AsrCaseSpec:
+    model: str
+    engine: EngineSpec
+
+    @property
+    def id(self) -> str:
+        return f"{self.model}-float32-cpu-{self.engine.id}"
+
+
+def asr_case_specs(config: pytest.Config) -> list[AsrCaseSpec]:
+    from infersuite.models.whisper import list_asr_models
+
+    models = config.getoption("infer_asr_model", None) or [
+        entry.name for entry in list_asr_models() if entry.tier == "tiny"]
+    engines = [e for e in get_settings(config).engines if e.name not in SERVING_ENGINES]
+    return [AsrCaseSpec(model, engine) for model in models for engine in engines]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "asr_case" not in metafunc.fixturenames:
+        return
+    specs = asr_case_specs(metafunc.config)
+    metafunc.parametrize("asr_case", [pytest.param(s, id=s.id) for s in specs], indirect=True)
+
+
+class AsrCase:
+    """One speech model on one engine, with the reference that judges it."""
+
+    def __init__(self, config: pytest.Config, spec: AsrCaseSpec) -> None:
+        self.config, self.spec = config, spec
+
+    def _cached(self, key: tuple[str, str], build: Any) -> Any:
+        cache = self.config.stash[asr_cache_key]
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    @property
+    def model(self) -> Any:
+        from infersuite.models.whisper import build_whisper, get_asr_entry
+
+        return self._cached((self.spec.model, "model"),
+                            lambda: build_whisper(get_asr_entry(self.spec.model)))
+
+    @property
+    def engine(self) -> Any:
+        from infersuite.engines.asr import ASR_ENGINES
+
+        factory = ASR_ENGINES.get(self.spec.engine.name)
+        if factory is None:
+            pytest.skip(f"engine {self.spec.engine}: no speech-model adapter yet (speech "
+                        f"models run on: {', '.join(ASR_ENGINES)})")
+        return self._cached((self.spec.model, str(self.spec.engine)),
+                            lambda: factory(self.spec.engine, self.model))
+
+    @property
+    def reference(self) -> Any:
+        from infersuite.engines.asr import create_hf
+
+        return self._cached((self.spec.model, "hf"), lambda: create_hf(EngineSpec("hf"),
+                                                                        self.model))
+
+    @property
+    def is_reference(self) -> bool:
+        return self.spec.engine.name == "hf" and not self.spec.engine.kwargs
+
+    @property
+    def tolerance(self) -> Any:
+        from infersuite.conformance.tolerances import resolve_tolerance
+
+        return resolve_tolerance(self.engine.compute_dtype, get_settings(self.config).tolerances)
+
+    @property
+    def context(self) -> dict[str, str]:
+        return {"model": self.spec.model, "dtype": "float32", "device": "cpu",
+                "engine": str(self.spec.engine)}
+
+    def require(self, *capabilities: str) -> None:
+        engine = self.engine
+        for capability in capabilities:
+            if capability not in engine.capabilities:
+                why = engine.limitations.get(capability, "not implemented")
+                pytest.skip(f"engine {self.spec.engine} lacks {capability}: {why}")
+
+    def features(self, seconds: tuple[float, ...], seed: int = 0) -> Any:
+        """Log-mel features [len(seconds), mels, 3000] of synthetic clips of those lengths."""
+        import torch
+
+        from infersuite.models.whisper import synth_clip_features
+
+        return torch.from_numpy(synth_clip_features(self.model.config.num_mel_bins,
+                                                    seconds, seed))
+
+
+@pytest.fixture
+def asr_case(request: pytest.FixtureRequest) -> AsrCase:
+    return AsrCase(request.config, request.param)

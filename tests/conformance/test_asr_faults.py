@@ -1,0 +1,130 @@
+"""The speech checks catch planted faults in a real Whisper stack, and pass without them.
+
+Each fault patches the transformers-backed speech engine (engines/asr.py) in a pytester
+conftest and runs the real suite module on whisper-toy: the named test must fail and its
+message must say where and by how much; the unpatched run is the negative control.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+# Imported here first: in-process pytester runs restore sys.modules afterwards.
+import infersuite.engines.asr
+import infersuite.plugin.asr  # noqa: F401
+
+IMPORTS = """
+from infersuite.engines import asr
+"""
+
+PATCHES = {
+    # An encoder whose states leak across the batch (a batch-wide normalization).
+    "encoder_batch_leak": """
+        encode = asr.HfAsrEngine.encode
+        def leaky(self, features):
+            states = encode(self, features)
+            return states + 1e-2 * states.mean(0, keepdim=True)
+        patch(asr.HfAsrEngine, "encode", leaky)
+    """,
+    # A self-attention cache that loses its last position before every cached step.
+    "cache_drops_a_position": """
+        step = asr.HfAsrEngine.step
+        def forgetful(self, states, ids, cache):
+            if cache.self_attention_cache.get_seq_length() > 1:
+                for layer in cache.self_attention_cache.layers:
+                    layer.keys, layer.values = layer.keys[:, :, :-1], layer.values[:, :, :-1]
+            return step(self, states, ids, cache)
+        patch(asr.HfAsrEngine, "step", forgetful)
+    """,
+    # Cross-attention over another clip's encoder states when batched.
+    "cross_attention_wrong_clip": """
+        step = asr.HfAsrEngine.step
+        def crossed(self, states, ids, cache):
+            if states.shape[0] > 1 and cache.get_seq_length() == 0:
+                states = states.roll(1, dims=0)
+            return step(self, states, ids, cache)
+        patch(asr.HfAsrEngine, "step", crossed)
+    """,
+    # A second engine whose encoder is 0.1% off the reference's.
+    "engine_off_reference": """
+        class Off(asr.HfAsrEngine):
+            name = "onnxruntime"
+            def encode(self, features):
+                return super().encode(features) * 1.001
+        patch(asr, "ASR_ENGINES", {**asr.ASR_ENGINES,
+                                   "onnxruntime": lambda spec, model: Off(spec, model)})
+    """,
+    # The control for the above: the same second engine, exact.
+    "engine_exact": """
+        patch(asr, "ASR_ENGINES", {**asr.ASR_ENGINES,
+                                   "onnxruntime": lambda spec, model: asr.HfAsrEngine(spec, model)})
+    """,
+}
+
+# fault -> {test that must fail: a pattern its message must match}
+EXPECTED = {
+    "encoder_batch_leak": {
+        "test_asr_encoder_independent_of_batch_companions":
+            r"encoder states in a batch of 3 vs alone: max abs diff \S+ exceeds .* at row=0, "
+            r"position=\d+, channel=\d+.*clip=0",
+        "test_asr_batched_decoding_matches_solo": r"batch of 3 vs alone: step logits",
+    },
+    "cache_drops_a_position": {
+        "test_asr_cached_decoder_matches_full_recompute":
+            r"cached decoding vs full recompute: step logits: max abs diff \S+ .* at step=\d+, "
+            r"vocab=\d+",
+    },
+    "cross_attention_wrong_clip": {
+        "test_asr_cached_decoder_matches_full_recompute": r"cached decoding vs full recompute",
+        "test_asr_batched_decoding_matches_solo": r"batch of 3 vs alone: step logits",
+    },
+    "engine_off_reference": {
+        "test_asr_engine_matches_reference":
+            r"encoder states vs the reference: max abs diff \S+ exceeds tolerance .* at clip=\d",
+    },
+    "engine_exact": {},
+}
+
+
+def _run(pytester, copy_suite_module, patching_conftest, fault):
+    copy_suite_module("conformance/test_asr.py")
+    pytester.makeconftest(patching_conftest(IMPORTS, PATCHES[fault]))
+    return pytester.runpytest("-p", "no:cacheprovider", "--infer-engine", "hf",
+                              "--infer-engine", "onnxruntime")
+
+
+@pytest.mark.parametrize("fault", sorted(PATCHES))
+def test_each_planted_fault_fails_its_check_and_only_it(fault, pytester, copy_suite_module,
+                                                        patching_conftest, run_outcomes):
+    result = _run(pytester, copy_suite_module, patching_conftest, fault)
+    outcomes = run_outcomes(result)
+    failed = {nodeid for nodeid, got in outcomes.items() if "failed" in got}
+    must_fail = EXPECTED[fault]
+    failed_tests = {nodeid.split("::")[1].split("[")[0] for nodeid in failed}
+    assert set(must_fail) <= failed_tests, result.stdout.str()
+    text = result.stdout.str()
+    for pattern in must_fail.values():
+        assert re.search(pattern, text), (pattern, text[-3000:])
+    if fault == "engine_exact":  # negative control: every check of both engines passes
+        assert not failed, text
+        assert any("onnxruntime" in n and "passed" in o for n, o in outcomes.items())
+
+
+def test_an_engine_without_a_speech_adapter_skips_saying_which_have_one(pytester,
+                                                                         copy_suite_module):
+    copy_suite_module("conformance/test_asr.py")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--infer-engine", "llama.cpp",
+                                "-rs")
+    result.assert_outcomes(skipped=4)
+    result.stdout.fnmatch_lines(["*engine llama.cpp: no speech-model adapter yet (speech "
+                                 "models run on: hf)*"])
+
+
+def test_an_unknown_speech_model_is_a_usage_error(pytester, copy_suite_module):
+    copy_suite_module("conformance/test_asr.py")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--infer-asr-model", "whisper-xl")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--infer-asr-model whisper-xl: not in the speech zoo; "
+                                 "expected one of whisper-toy, whisper-tiny-shape*"])

@@ -28,6 +28,11 @@ PRELOAD = (
 for _name in PRELOAD:
     importlib.import_module(_name)
 
+# Native runtimes abort the process when a pytester run imports them a second time.
+for _name in ("onnx", "onnxruntime", "openvino", "torch.onnx", "infersuite.engines.asr_onnx"):
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_name)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _warm_generate_imports() -> None:

@@ -16,7 +16,7 @@ import infersuite.engines.asr
 import infersuite.plugin.asr  # noqa: F401
 
 IMPORTS = """
-from infersuite.engines import asr
+from infersuite.engines import asr, asr_onnx
 """
 
 PATCHES = {
@@ -56,6 +56,21 @@ PATCHES = {
         patch(asr, "ASR_ENGINES", {**asr.ASR_ENGINES,
                                    "onnxruntime": lambda spec, model: Off(spec, model)})
     """,
+    # onnxruntime's step graph fed a self-attention cache one position short.
+    "onnx_step_cache_off_by_one": """
+        init = asr_onnx.GraphAsrEngine.__init__
+        class Short:
+            def __init__(self, session):
+                self.session = session
+            def run(self, names, feed):
+                feed = {k: v[:, :, :-1] if k.startswith("past_") and v.shape[2] > 1 else v
+                        for k, v in feed.items()}
+                return self.session.run(names, feed)
+        def shortened(self, spec, config, sessions, info, folder):
+            init(self, spec, config, sessions, info, folder)
+            self.sessions["decoder_step"] = Short(sessions["decoder_step"])
+        patch(asr_onnx.GraphAsrEngine, "__init__", shortened)
+    """,
     # The control for the above: the same second engine, exact.
     "engine_exact": """
         patch(asr, "ASR_ENGINES", {**asr.ASR_ENGINES,
@@ -84,6 +99,12 @@ EXPECTED = {
         "test_asr_engine_matches_reference":
             r"encoder states vs the reference: max abs diff \S+ exceeds tolerance .* at clip=\d",
     },
+    "onnx_step_cache_off_by_one": {
+        "test_asr_cached_decoder_matches_full_recompute":
+            r"cached decoding vs full recompute: step logits: max abs diff \S+ .* at step=\d+.*"
+            r"engine=onnxruntime",
+        "test_asr_engine_matches_reference": r"greedy decoding vs the reference",
+    },
     "engine_exact": {},
 }
 
@@ -98,6 +119,8 @@ def _run(pytester, copy_suite_module, patching_conftest, fault):
 @pytest.mark.parametrize("fault", sorted(PATCHES))
 def test_each_planted_fault_fails_its_check_and_only_it(fault, pytester, copy_suite_module,
                                                         patching_conftest, run_outcomes):
+    if fault == "onnx_step_cache_off_by_one":
+        pytest.importorskip("onnxruntime")
     result = _run(pytester, copy_suite_module, patching_conftest, fault)
     outcomes = run_outcomes(result)
     failed = {nodeid for nodeid, got in outcomes.items() if "failed" in got}
@@ -112,6 +135,19 @@ def test_each_planted_fault_fails_its_check_and_only_it(fault, pytester, copy_su
         assert any("onnxruntime" in n and "passed" in o for n, o in outcomes.items())
 
 
+def test_the_exported_graphs_pass_every_check_on_onnxruntime_and_openvino(
+        pytester, copy_suite_module, run_outcomes):
+    """Negative control of the runtime faults: the real onnxruntime and OpenVINO speech
+    engines (f32 and bf16) pass the speech checks as transformers does."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("openvino")
+    copy_suite_module("conformance/test_asr.py")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--infer-engine", "hf",
+                                "--infer-engine", "onnxruntime", "--infer-engine", "openvino",
+                                "--infer-engine", "openvino:precision=bf16")
+    result.assert_outcomes(passed=15, skipped=1)
+
+
 def test_an_engine_without_a_speech_adapter_skips_saying_which_have_one(pytester,
                                                                          copy_suite_module):
     copy_suite_module("conformance/test_asr.py")
@@ -119,7 +155,7 @@ def test_an_engine_without_a_speech_adapter_skips_saying_which_have_one(pytester
                                 "-rs")
     result.assert_outcomes(skipped=4)
     result.stdout.fnmatch_lines(["*engine llama.cpp: no speech-model adapter yet (speech "
-                                 "models run on: hf)*"])
+                                 "models run on: hf, onnxruntime, openvino)*"])
 
 
 def test_an_unknown_speech_model_is_a_usage_error(pytester, copy_suite_module):

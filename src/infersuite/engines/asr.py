@@ -147,6 +147,19 @@ def create_hf(spec: EngineSpec, model: Any) -> AsrEngine:
     return HfAsrEngine(spec, model)
 
 
+def _create_onnxruntime(spec: EngineSpec, model: Any) -> AsrEngine:
+    from infersuite.engines.asr_onnx import create_onnxruntime
+
+    return create_onnxruntime(spec, model)
+
+
+def _create_openvino(spec: EngineSpec, model: Any) -> AsrEngine:
+    from infersuite.engines.asr_onnx import create_openvino
+
+    return create_openvino(spec, model)
+
+
 # engine name -> factory(spec, float32 transformers model); the other engines have no speech
 # adapter yet, and their speech cases skip saying so.
-ASR_ENGINES = {"hf": create_hf}
+ASR_ENGINES = {"hf": create_hf, "onnxruntime": _create_onnxruntime,
+               "openvino": _create_openvino}

@@ -78,9 +78,16 @@ class AsrCase:
         self.config, self.spec = config, spec
 
     def _cached(self, key: tuple[str, str], build: Any) -> Any:
+        """Built once per session; a build that failed fails every case the same way,
+        without building again."""
         cache = self.config.stash[asr_cache_key]
         if key not in cache:
-            cache[key] = build()
+            try:
+                cache[key] = build()
+            except Exception as exc:
+                cache[key] = exc
+        if isinstance(cache[key], Exception):
+            raise cache[key]
         return cache[key]
 
     @property

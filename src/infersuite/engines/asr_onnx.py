@@ -1,0 +1,156 @@
+"""Speech engines on exported graphs: ``onnxruntime`` and ``openvino``.
+
+Both run the three graphs of formats/onnx_asr.py (encoder, decoder_init, decoder_step):
+onnxruntime's CPU provider directly, OpenVINO after ``openvino.convert_model`` behind a
+session with onnxruntime's calling convention (engines/openvino_engine.OvSession). The
+decoding loop is the same for both: the encoder once, decoder_init on the prompt (which
+also yields the cross-attention keys/values), then decoder_step per token on the grown
+self-attention cache. ``decoder_logits`` (no cache) is decoder_init over all tokens.
+
+Arguments: onnxruntime ``threads=N``; openvino ``precision=f32|bf16`` (read back from the
+compiled model, as the text engine does) and ``threads=N``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from infersuite.engines.asr import AsrEngine
+from infersuite.engines.base import EngineError, EngineSpec, EngineUnsupported
+
+if TYPE_CHECKING:
+    import torch
+
+GRAPHS = ("encoder", "decoder_init", "decoder_step")
+
+
+class GraphAsrEngine(AsrEngine):
+    def __init__(self, spec: EngineSpec, config: Any, sessions: dict[str, Any],
+                 info: dict[str, str], folder: Any) -> None:
+        super().__init__(spec, config)
+        self.name = spec.name
+        self.sessions, self.info = sessions, info
+        self._folder = folder  # the exported graphs live as long as the engine
+        self.layers = int(config.decoder_layers)
+
+    def describe(self) -> dict[str, str]:
+        return {"engine": str(self.spec), **self.info}
+
+    def encode(self, features: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        out = self.sessions["encoder"].run(None, {"input_features": features.numpy()})[0]
+        return torch.from_numpy(out)
+
+    def _init(self, states: Any, ids: Any) -> list[Any]:
+        return self.sessions["decoder_init"].run(None, {"decoder_input_ids": ids,
+                                                        "encoder_hidden_states": states})
+
+    def decoder_logits(self, states: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        return torch.from_numpy(self._init(states.numpy(), ids.numpy())[0])
+
+    def generate_greedy(self, features: torch.Tensor, prompt: torch.Tensor,
+                        n_new: int) -> tuple[torch.Tensor, torch.Tensor]:
+        import numpy as np
+        import torch
+
+        states = self.encode(features).numpy()
+        logits, *flat = self._init(states, prompt.numpy())
+        past, cross = flat[:2 * self.layers], flat[2 * self.layers:]
+        names = [f"{p}_{k}_{i}" for p in ("past", "cross") for i in range(self.layers)
+                 for k in ("key", "value")]
+        tokens, step_logits, ids = [], [], prompt.numpy()
+        for step in range(n_new):
+            if step:
+                feed = dict(zip(names, [*past, *cross], strict=True))
+                logits, *past = self.sessions["decoder_step"].run(
+                    None, {"decoder_input_ids": ids, **feed})
+            last = logits[:, -1, :]
+            choosable = last.copy()
+            choosable[:, self.banned] = -np.inf
+            ids = choosable.argmax(-1)[:, None].astype(np.int64)
+            tokens.append(ids[:, 0])
+            step_logits.append(last)
+        return torch.from_numpy(np.stack(tokens, 1)), torch.from_numpy(np.stack(step_logits, 1))
+
+
+def _threads(spec: EngineSpec, allowed: set[str]) -> int:
+    unknown = sorted(set(spec.kwargs) - allowed)
+    if unknown:
+        raise EngineError(f"engine {spec}: unknown argument(s) {unknown} for speech models; "
+                          f"it takes {', '.join(sorted(allowed))}")
+    threads = spec.kwargs.get("threads", "2")
+    if not threads.isdigit() or int(threads) < 1:
+        raise EngineError(f"engine {spec}: threads={threads!r}; expected a whole number >= 1")
+    return int(threads)
+
+
+def _export(model: Any) -> tuple[Any, Path]:
+    """The graphs in a temporary folder (kept by the engine), traced on one silent clip."""
+    import torch
+
+    from infersuite.formats.onnx_asr import export_asr_graphs
+
+    folder = tempfile.TemporaryDirectory(prefix="infersuite-asr-")
+    features = torch.zeros(1, model.config.num_mel_bins, 2 * model.config.max_source_positions)
+    with warnings.catch_warnings():  # the tracer's, about transformers' code
+        warnings.simplefilter("ignore")
+        export_asr_graphs(model, features, Path(folder.name))
+    return folder, Path(folder.name)
+
+
+def create_onnxruntime(spec: EngineSpec, model: Any) -> AsrEngine:
+    threads = _threads(spec, {"threads"})
+    import importlib.util
+
+    if importlib.util.find_spec("onnxruntime") is None:
+        raise EngineUnsupported(f"engine {spec}: onnxruntime is not installed; pip install "
+                                "'infersuite[formats]'")
+    import onnxruntime as ort
+
+    folder, path = _export(model)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    sessions = {name: ort.InferenceSession(str(path / f"{name}.onnx"), options,
+                                           providers=["CPUExecutionProvider"])
+                for name in GRAPHS}
+    return GraphAsrEngine(spec, model.config, sessions,
+                          {"onnxruntime": ort.__version__, "threads": str(threads)}, folder)
+
+
+def create_openvino(spec: EngineSpec, model: Any) -> AsrEngine:
+    from infersuite.engines.openvino_engine import PRECISIONS, OvSession, runtime_precisions
+
+    threads = _threads(spec, {"threads", "precision"})
+    precision = spec.kwargs.get("precision", "f32")
+    if precision not in PRECISIONS:
+        raise EngineError(f"engine {spec}: precision={precision!r}; expected one of "
+                          f"{', '.join(PRECISIONS)}")
+    import importlib.util
+
+    if importlib.util.find_spec("openvino") is None:
+        raise EngineUnsupported(f"engine {spec}: openvino is not installed; pip install "
+                                "'infersuite[openvino]'")
+    import openvino
+
+    folder, path = _export(model)
+    core, compiled = openvino.Core(), {}
+    for name in GRAPHS:
+        compiled[name] = core.compile_model(openvino.convert_model(str(path / f"{name}.onnx")),
+                                            "CPU", {"INFERENCE_PRECISION_HINT": precision,
+                                                    "INFERENCE_NUM_THREADS": threads})
+    sessions = {name: OvSession(c) for name, c in compiled.items()}
+    hint = compiled["encoder"].get_property("INFERENCE_PRECISION_HINT").to_string()
+    engine = GraphAsrEngine(spec, model.config, sessions, {
+        "openvino": openvino.__version__, "precision_asked": precision,
+        "precision_compiled": hint, "threads": str(threads),
+        "runtime_precisions": ", ".join(f"{k}x{v}" for k, v in
+                                        runtime_precisions(compiled["encoder"]).items())},
+        folder)
+    engine.compute_dtype = engine.precision = PRECISIONS.get(hint, hint)
+    return engine

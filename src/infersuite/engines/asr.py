@@ -9,9 +9,10 @@ need to judge each part on its own:
 - ``encode(features)`` -> encoder states [batch, positions, width];
 - ``decoder_logits(states, ids)`` -> logits [batch, len(ids), vocab] by a full recompute
   (no cache): the answer a cached decoder must reproduce;
-- ``generate_greedy(features, prompt, n_new)`` -> (tokens [batch, n_new], step logits
-  [batch, n_new, vocab]): the engine's own cached decoding, end of text never chosen so
-  that every run has the same length.
+- ``decode_greedy(states, prompt, n_new, on_token)`` -> (tokens [batch, n_new], step
+  logits [batch, n_new, vocab]): the engine's own cached decoding, end of text never
+  chosen so that every run has the same length; ``on_token()`` after each token;
+- ``generate_greedy(features, prompt, n_new)``: ``encode`` then ``decode_greedy``.
 
 ``hf`` runs transformers' WhisperForConditionalGeneration in float32: the reference the
 other speech engines are judged against.
@@ -19,6 +20,7 @@ other speech engines are judged against.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from infersuite.engines.base import EngineSpec, naive_greedy
@@ -51,9 +53,14 @@ class AsrEngine:
     def decoder_logits(self, states: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def decode_greedy(self, states: torch.Tensor, prompt: torch.Tensor, n_new: int,
+                      on_token: Callable[[], None] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
     def generate_greedy(self, features: torch.Tensor, prompt: torch.Tensor,
                         n_new: int) -> tuple[torch.Tensor, torch.Tensor]:
-        raise NotImplementedError
+        return self.decode_greedy(self.encode(features), prompt, n_new)
 
     def describe(self) -> dict[str, str]:
         return {"engine": str(self.spec)}
@@ -121,11 +128,11 @@ class HfAsrEngine(AsrEngine):
             return self.model(encoder_outputs=(states,), decoder_input_ids=ids,
                               use_cache=True, **cache_kwargs(self.model, cache)).logits
 
-    def generate_greedy(self, features: torch.Tensor, prompt: torch.Tensor,
-                        n_new: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode_greedy(self, states: torch.Tensor, prompt: torch.Tensor, n_new: int,
+                      on_token: Callable[[], None] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
         import torch
 
-        states = self.encode(features)
         cache, ids = self.new_cache(), prompt
         tokens, step_logits = [], []
         for _ in range(n_new):
@@ -134,6 +141,8 @@ class HfAsrEngine(AsrEngine):
             if self.banned:
                 choosable[:, self.banned] = float("-inf")
             ids = choosable.argmax(-1, keepdim=True)
+            if on_token is not None:
+                on_token()
             tokens.append(ids[:, 0])
             step_logits.append(logits)
         return torch.stack(tokens, 1), torch.stack(step_logits, 1)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,13 +55,13 @@ class GraphAsrEngine(AsrEngine):
 
         return torch.from_numpy(self._init(states.numpy(), ids.numpy())[0])
 
-    def generate_greedy(self, features: torch.Tensor, prompt: torch.Tensor,
-                        n_new: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def decode_greedy(self, states: torch.Tensor, prompt: torch.Tensor, n_new: int,
+                      on_token: Callable[[], None] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
         import numpy as np
         import torch
 
-        states = self.encode(features).numpy()
-        logits, *flat = self._init(states, prompt.numpy())
+        logits, *flat = self._init(states.numpy(), prompt.numpy())
         past, cross = flat[:2 * self.layers], flat[2 * self.layers:]
         names = [f"{p}_{k}_{i}" for p in ("past", "cross") for i in range(self.layers)
                  for k in ("key", "value")]
@@ -74,6 +75,8 @@ class GraphAsrEngine(AsrEngine):
             choosable = last.copy()
             choosable[:, self.banned] = -np.inf
             ids = choosable.argmax(-1)[:, None].astype(np.int64)
+            if on_token is not None:
+                on_token()
             tokens.append(ids[:, 0])
             step_logits.append(last)
         return torch.from_numpy(np.stack(tokens, 1)), torch.from_numpy(np.stack(step_logits, 1))

@@ -49,6 +49,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 class AsrCaseSpec:
     model: str
     engine: EngineSpec
+    device: str = "cpu"
 
     @property
     def id(self) -> str:

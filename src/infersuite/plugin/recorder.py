@@ -76,7 +76,8 @@ class PerfRecorder:
         """The reference probe (measure/probe.py) on the case's device, or None for a
         benchmark without a case."""
         callspec = getattr(self._node, "callspec", None)
-        case = callspec.params.get("infer_case") if callspec is not None else None
+        params = callspec.params if callspec is not None else {}
+        case = params.get("infer_case") or params.get("asr_case")
         device = getattr(case, "device", None)
         return None if device is None else self._state.probe(device)
 

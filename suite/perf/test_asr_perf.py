@@ -63,8 +63,9 @@ def test_asr_request_latency(benchmark, infer_perf, asr_case):
     asr_case.require("encoder", "cached_decoder")
     engine = asr_case.engine
     clip, run = _pipeline(asr_case)
-    rounds = infer_perf.measure(benchmark, lambda: run(engine, [clip]),
-                                rounds=infer_perf.rounds(30), warmup_rounds=infer_perf.warmup(2))
+    rounds = infer_perf.measure_engine(
+        benchmark, asr_case, lambda e: run(e, [clip]), rounds=infer_perf.rounds(30),
+        warmup_rounds=infer_perf.warmup(2), value=lambda r: r["e2e_s"], metric="e2e_s")
     metrics = {name: [r[name] for r in rounds] for name in rounds[0]}
     e2e = statistics.median(metrics["e2e_s"])
     shares = {stage: statistics.median(metrics[f"{stage}_s"]) / e2e
@@ -90,10 +91,10 @@ def _interval(estimate, digits: int = 4) -> str:
 def test_asr_batch_throughput(benchmark, infer_perf, asr_case, batch):
     """Clips transcribed together: audio seconds per second of wall time."""
     asr_case.require("encoder", "cached_decoder", "batch")
-    engine = asr_case.engine
     clip, run = _pipeline(asr_case)
-    rounds = infer_perf.measure(benchmark, lambda: run(engine, [clip] * batch),
-                                rounds=infer_perf.rounds(10), warmup_rounds=infer_perf.warmup(1))
+    rounds = infer_perf.measure_engine(
+        benchmark, asr_case, lambda e: run(e, [clip] * batch), rounds=infer_perf.rounds(10),
+        warmup_rounds=infer_perf.warmup(1), value=lambda r: r["e2e_s"], metric="e2e_s")
     e2e = [r["e2e_s"] for r in rounds]
     speed = compute_percentile_interval([batch * CLIP_SECONDS / t for t in e2e], 50)
     infer_perf.record({"e2e_s": e2e}, primary="e2e_s", group="asr throughput",

@@ -123,6 +123,8 @@ class PerfRecorder:
         from infersuite.plugin.engines import build_case_engine
 
         try:
+            if hasattr(infer_case, "engine_for"):  # a speech case (plugin/asr.py)
+                return infer_case.engine_for(state.spec)
             return build_case_engine(self._node.config, replace(infer_case.case,
                                                                 engine=state.spec))
         except pytest.skip.Exception as exc:  # EngineUnsupported: B cannot run this case

@@ -5,7 +5,8 @@ an A/A run false-alarms on this host, and how often a planted slowdown is caught
     python scripts/ab_campaign.py --runs 10 --spec hf:slowdown=0.05 --out /tmp/s5
 
 Each run is `pytest suite -m "perf and not gpu and not slow" --infer-ab SPEC`, minus the
-benchmarks that time themselves (the knee sweeps and load on a server: A only, no verdict).
+benchmarks that time themselves (the Poisson arrival sweep and load on a server: A only,
+no verdict). The knee's batch-1 benchmark runs through the engine and is judged.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SELECT = ["suite", "-m", "perf and not gpu and not slow", "-k",
-          "not knee and not poisson and not endpoint_load"]
+          "not poisson and not endpoint_load"]
 
 
 def main() -> int:

@@ -29,26 +29,32 @@ NEW_TOKENS = 16
 PROMPT_INDEX = 3
 
 
-def _runner(case: InferCase) -> HFSweepRunner:
-    """transformers' generate() as the case's engine runs it: eager (hf) or with a static
-    cache and torch.compile (hf-compiled); other engines have no batch sweep here."""
-    engine = case.engine
+def _runner(case: InferCase, engine=None) -> HFSweepRunner:
+    """transformers' generate() as the engine (default: the case's) runs it: eager (hf) or
+    with a static cache and torch.compile (hf-compiled), its planted slowdown included;
+    other engines have no batch sweep here."""
+    engine = case.engine if engine is None else engine
     if not isinstance(engine, HFEngine):
         pytest.skip(f"engine {engine.spec}: the batch sweep drives transformers' generate(); "
                     "this engine has none")
     prompt = build_fixed_prompt(case.prompt_ids()[PROMPT_INDEX], PROMPT_TOKENS)
     return HFSweepRunner(engine.model, prompt, NEW_TOKENS, case.case.device,
-                         engine.generate_kwargs())
+                         engine.generate_kwargs(), engine.slowdown)
 
 
-def test_batch_size_knee(infer_case, knee_recorder, benchmark):
+def test_batch_size_knee(infer_case, knee_recorder, benchmark, infer_perf):
     device = infer_case.case.device
     runner = _runner(infer_case)
     # Before the sweep, so its budget is the sweep's own; in the case's dtype (MFU's peak).
     knee_recorder.calibration(device, infer_case.case.dtype)
-    benchmark.group = "knee sweep"
-    benchmark.extra_info.update({**infer_case.context, "batch": 1, "n_new_tokens": NEW_TOKENS})
-    benchmark.pedantic(runner.generate, args=(1,), iterations=1, rounds=10, warmup_rounds=2)
+    # batch 1 through the engine, so that --infer-ab times B's generate() beside A's
+    runners = {id(infer_case.engine): runner}
+    rounds = infer_perf.measure_engine(
+        benchmark, infer_case,
+        lambda e: runners.setdefault(id(e), _runner(infer_case, e)).generate(1),
+        rounds=10, warmup_rounds=2, value=lambda t: t, metric="round_s")
+    infer_perf.record({"round_s": rounds}, primary="round_s", group="knee sweep",
+                      extra={**infer_case.context, "batch": 1, "n_new_tokens": NEW_TOKENS})
     batches = powers_of_two(knee_recorder.max_batch_for(device))
     points = run_batch_sweep(runner, batches, NEW_TOKENS,
                              SweepLimits(budget_s=knee_recorder.budget_for(device)),

@@ -127,3 +127,29 @@ def test_a_bad_slowdown_argument_says_what_is_expected(text):
     with pytest.raises(EngineError, match=r"expected a fraction in \[0, 3\], e\.g\. slowdown"):
         parse_slowdown(EngineSpec("hf", (("slowdown", text),)))
     assert parse_slowdown(EngineSpec("hf", (("slowdown", "0.05"),))) == 0.05
+
+
+def test_the_knee_and_speech_benchmarks_are_judged_under_a_b(pytester, copy_suite_module):
+    """The knee's batch-1 benchmark and the speech benchmarks time their calls through the
+    engine, so B runs them too: a planted 30% slowdown in B is a regression on the knee's,
+    and the speech latency has its A/B row (onnxruntime as B)."""
+    copy_suite_module("perf/test_knee_sweep.py")
+    copy_suite_module("perf/conftest.py")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--infer-model", "llama-tiny",
+                                "--infer-device", "cpu", "--infer-ab", "hf:slowdown=0.3",
+                                "--infer-sweep-max-batch", "2", "--infer-sweep-budget-s", "4",
+                                "--infer-report-dir", "rep", "-k", "batch_size")
+    assert result.ret == EXIT_REGRESSION, result.stdout.str()[-3000:]
+    [row] = json.loads((pytester.path / "rep" / "ab.json").read_text())["rows"]
+    assert row["name"].startswith("test_batch_size_knee")
+    assert row["status"] == "regression"
+    assert 1.15 < row["effect"]["ratio"] < 1.6
+    copy_suite_module("perf/test_asr_perf.py")
+    speech = pytester.runpytest("-p", "no:cacheprovider", "--infer-ab", "onnxruntime",
+                                "--infer-rounds", "16", "--infer-report-dir", "rep2", "-k",
+                                "asr_request")
+    assert speech.ret in (0, EXIT_REGRESSION, EXIT_INCONCLUSIVE), speech.stdout.str()[-3000:]
+    [asr] = json.loads((pytester.path / "rep2" / "ab.json").read_text())["rows"]
+    assert asr["name"] == "test_asr_request_latency[whisper-toy-float32-cpu-hf]"
+    assert asr["b"] == "onnxruntime"
+    assert len(asr["a_s"]) == len(asr["b_s"]) >= 6

@@ -42,10 +42,12 @@ class HFSweepRunner:
     generate keywords (``hf-compiled``: static cache and torch.compile), and its profile."""
 
     def __init__(self, model: PreTrainedModel, prompt: Sequence[int], new_tokens: int,
-                 device: str, generate_kwargs: dict[str, Any] | None = None) -> None:
+                 device: str, generate_kwargs: dict[str, Any] | None = None,
+                 slowdown: float = 0.0) -> None:
         self.model, self.prompt, self.device = model, list(prompt), device
         self.new_tokens = new_tokens
         self.generate_kwargs = dict(generate_kwargs or {})
+        self.slowdown = slowdown  # the engine's planted slowdown (hf's slowdown=), if any
 
     def _inputs(self, batch: int) -> tuple[Any, Any]:
         import torch
@@ -53,7 +55,7 @@ class HFSweepRunner:
         ids = torch.tensor([self.prompt] * batch, dtype=torch.long, device=self.device)
         return ids, torch.ones_like(ids)
 
-    def _generate(self, batch: int, **hooks: Any) -> None:
+    def _generate(self, batch: int, on_token: Any = None) -> None:
         import torch
 
         ids, mask = self._inputs(batch)
@@ -61,8 +63,8 @@ class HFSweepRunner:
             self.model.generate(  # type: ignore[operator]
                 input_ids=ids, attention_mask=mask, do_sample=False,
                 max_new_tokens=self.new_tokens, min_new_tokens=self.new_tokens,
-                pad_token_id=hf.pad_id_of(self.model), use_cache=True, **hooks,
-                **self.generate_kwargs)
+                pad_token_id=hf.pad_id_of(self.model), use_cache=True,
+                **token_mark_hooks(on_token, self.slowdown), **self.generate_kwargs)
 
     def generate(self, batch: int) -> float:
         return time_region(lambda: self._generate(batch), self.device)[1]
@@ -75,7 +77,7 @@ class HFSweepRunner:
         synchronize(self.device)
         timeline = make_timeline(self.device)
         timeline.mark("start")
-        self._generate(batch, **token_mark_hooks(lambda: timeline.mark("token")))
+        self._generate(batch, on_token=lambda: timeline.mark("token"))
         stamps = timeline.resolve_s()
         return stamps[1], [b - a for a, b in itertools.pairwise(stamps[1:])]
 

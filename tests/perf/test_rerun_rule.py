@@ -38,10 +38,13 @@ def test_a_repeated_regression_stands_and_a_vanished_one_is_inconclusive():
     assert rows["c"] == gate.rows[2]
 
 
-def test_a_regression_missing_from_the_rerun_is_inconclusive():
+def test_a_regression_the_rerun_could_not_measure_keeps_its_verdict():
+    """Its test failed in the child, say: a regression is never lost for want of a second
+    measurement."""
     rows = apply_rerun(_gate(_row("a", "regression")), _gate()).rows
-    assert rows[0].status == "inconclusive"
-    assert "it was not measured again" in rows[0].reason
+    assert rows[0].status == "regression"
+    assert rows[0].reason.endswith("not re-measured: it was not measured again (see the "
+                                   "re-measurement's log)")
 
 
 def test_no_rerun_keeps_the_verdicts_and_says_why():
@@ -50,10 +53,19 @@ def test_no_rerun_keeps_the_verdicts_and_says_why():
     assert rows[0].reason.endswith("not re-measured: it exited 2")
 
 
-def test_child_args_drop_the_parents_output_files():
+def test_child_args_drop_the_parents_outputs_and_last_run_selection():
     args = ["suite", "-m", "perf and not gpu", "--infer-save-baseline", "b.json",
             "--benchmark-json=x.json", "--infer-report-dir", "rep", "--infer-baseline",
-            "base.json", "--junitxml", "j.xml", "-k", "latency"]
+            "base.json", "--junitxml", "j.xml", "--benchmark-autosave", "--lf", "--sw",
+            "--benchmark-histogram", "-k", "latency", "--benchmark-cprofile-dump=c",
+            "--report-log=r.jsonl", "--infer-rerun-of", "/old"]
     assert child_args(args, Path("/r")) == [
         "suite", "-m", "perf and not gpu", "--infer-baseline", "base.json", "-k", "latency",
         "--infer-rerun-of", "/r"]
+
+
+def test_pytest_addopts_is_filtered_the_same_way(monkeypatch):
+    from infersuite.plugin.rerun import child_env
+
+    monkeypatch.setenv("PYTEST_ADDOPTS", "--benchmark-json out.json -q --lf")
+    assert child_env()["PYTEST_ADDOPTS"] == "-q"

@@ -7,7 +7,8 @@ transient: measured again a minute later, the benchmark is back to its usual tim
 slower code path is not: it is as slow the second time. So a regression stands only when
 the re-measurement, judged by the same rule against the same baseline (its own Holm over
 the re-measured benchmarks, the whole run's noise floors), is a regression too. Otherwise
-it is inconclusive (exit 11), never a pass.
+it is inconclusive (exit 11), never a pass. A flagged benchmark the re-measurement could
+not measure (its test failed, or the child did not run) keeps its first verdict.
 
 The false-alarm rate of the pair is at most that of either stage: a false alarm needs
 both. A real slowdown pays the power of the second stage, which judges fewer benchmarks
@@ -39,9 +40,7 @@ def describe(row: GateRow) -> dict[str, object]:
             "gated_on": row.gated_on}
 
 
-def _said(row: GateRow | None) -> str:
-    if row is None:
-        return "it was not measured again"
+def _said(row: GateRow) -> str:
     ratio = f" at {row.effect.ratio - 1:+.1%}" if row.effect else ""
     p = (f", adjusted p(slower) {row.p_slower_adjusted:.2g}"
          if row.p_slower_adjusted is not None else "")
@@ -63,15 +62,18 @@ def apply_rerun(gate: GateResult, rerun: GateResult | None, why_not: str = "") -
             rows.append(row)
             continue
         second = again.get(row.key)
-        kept = second is not None and second.status == row.status
+        if second is None:  # its re-measurement failed: the first verdict stands
+            rows.append(replace(row, reason=f"{row.reason}; not re-measured: it was not "
+                                            "measured again (see the re-measurement's log)"))
+            continue
+        kept = second.status == row.status
         note = _said(second)
         if kept:
-            rows.append(replace(row, rerun=describe(second),  # type: ignore[arg-type]
+            rows.append(replace(row, rerun=describe(second),
                                 reason=f"{row.reason}; repeated: {note}"))
         else:
             rows.append(replace(
-                row, status="inconclusive",
-                rerun=describe(second) if second is not None else None,
+                row, status="inconclusive", rerun=describe(second),
                 reason=f"inconclusive: not repeated in the same job ({note}), so a "
                        f"transient state of the host, not the code, may have slowed the "
                        f"first measurement; as first judged: {row.reason}"))

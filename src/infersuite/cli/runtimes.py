@@ -96,6 +96,12 @@ def measure(args: argparse.Namespace, names: list[str], workdir: Path) -> dict[s
         except VariantUnavailable as exc:
             unavailable[name] = str(exc)
             print(f"  unavailable: {exc}", flush=True)
+        except Exception as exc:  # a runtime that fails on this model: the others still run
+            if name == REFERENCE:
+                raise
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            unavailable[name] = f"failed to build: {type(exc).__name__}: {first}"
+            print(f"  {unavailable[name]}", flush=True)
     outputs = {name: v.run(example) for name, v in variants.items()}
     print(f"timing {len(variants)} variants, {args.rounds} interleaved rounds ...", flush=True)
     start = time.perf_counter()

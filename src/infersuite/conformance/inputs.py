@@ -33,10 +33,10 @@ def build_prompt_ids(tokenizer: Any | None, vocab_size: int, seed: int = 7) -> l
 
 def build_calibration_ids(tokenizer: Any | None, vocab_size: int, count: int = 12,
                           seed: int = 11, model_name: str = "") -> list[list[int]]:
-    """Token ids to calibrate a quantizer on, never the inputs the checks judge: for the
-    adder, prompts of its training problems (its accuracy is judged on held-out ones);
-    otherwise the shipped encoder sentences; seeded random ids when there is no tokenizer
-    that fits."""
+    """Token ids to calibrate a quantizer on, never the inputs the checks judge: `count`
+    of the shipped encoder sentences; seeded random ids when there is no tokenizer that
+    fits; for the adder, 4 x `count` prompts of its training problems (a prompt is a few
+    characters; its accuracy is judged on the held-out ones)."""
     if model_name == "adder" and tokenizer is not None:
         from infersuite.models.adder import format_prompt, train_problems
 

@@ -86,13 +86,23 @@ def naive_asr_greedy(engine: AsrEngine, features: torch.Tensor, prompt: torch.Te
 class HfAsrEngine(AsrEngine):
     """transformers' Whisper in process: the encoder, then the decoder stepped on an
     EncoderDecoderCache (self-attention cache growing, cross-attention cache filled on the
-    first step and reused)."""
+    first step and reused). ``slowdown=F`` plants a known slowdown, as the text hf engine's
+    does: every encoder call and decoder step then spins F times its own time."""
 
     name = "hf"
 
-    def __init__(self, spec: EngineSpec, model: Any) -> None:
+    def __init__(self, spec: EngineSpec, model: Any, slowdown: float = 0.0) -> None:
         super().__init__(spec, model.config)
         self.model = model
+        self.slowdown = slowdown
+
+    def _planted(self, start: float) -> None:
+        if self.slowdown:
+            import time
+
+            from infersuite.measure.hooks import spin
+
+            spin(self.slowdown * (time.perf_counter() - start))
 
     def describe(self) -> dict[str, str]:
         import transformers
@@ -100,10 +110,15 @@ class HfAsrEngine(AsrEngine):
         return {"engine": str(self.spec), "transformers": transformers.__version__}
 
     def encode(self, features: torch.Tensor) -> torch.Tensor:
+        import time
+
         import torch
 
+        start = time.perf_counter()
         with torch.inference_mode():
-            return self.model.model.encoder(features).last_hidden_state
+            states = self.model.model.encoder(features).last_hidden_state
+        self._planted(start)
+        return states
 
     def decoder_logits(self, states: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
         import torch
@@ -120,13 +135,18 @@ class HfAsrEngine(AsrEngine):
 
     def step(self, states: torch.Tensor, ids: torch.Tensor, cache: Any) -> torch.Tensor:
         """Logits of the new tokens `ids` on top of `cache` (filled in place)."""
+        import time
+
         import torch
 
         from infersuite.engines.hf import cache_kwargs
 
+        start = time.perf_counter()
         with torch.inference_mode():
-            return self.model(encoder_outputs=(states,), decoder_input_ids=ids,
-                              use_cache=True, **cache_kwargs(self.model, cache)).logits
+            logits = self.model(encoder_outputs=(states,), decoder_input_ids=ids,
+                                use_cache=True, **cache_kwargs(self.model, cache)).logits
+        self._planted(start)
+        return logits
 
     def decode_greedy(self, states: torch.Tensor, prompt: torch.Tensor, n_new: int,
                       on_token: Callable[[], None] | None = None
@@ -148,12 +168,23 @@ class HfAsrEngine(AsrEngine):
         return torch.stack(tokens, 1), torch.stack(step_logits, 1)
 
 
-def create_hf(spec: EngineSpec, model: Any) -> AsrEngine:
-    if spec.kwargs:
-        from infersuite.engines.base import EngineError
+def unsupported_arguments(spec: EngineSpec, taken: set[str]) -> None:
+    """EngineUnsupported (the speech case skips, saying why) for arguments the speech
+    adapter does not take: they may be the text engine's own (attention=, weights=)."""
+    from infersuite.engines.base import EngineUnsupported
 
-        raise EngineError(f"engine {spec}: the speech hf engine takes no arguments")
-    return HfAsrEngine(spec, model)
+    other = sorted(set(spec.kwargs) - taken)
+    if other:
+        takes = ", ".join(f"{name}=" for name in sorted(taken)) or "no arguments"
+        raise EngineUnsupported(f"engine {spec}: the speech adapter does not take "
+                                f"{', '.join(other)} (it takes {takes})")
+
+
+def create_hf(spec: EngineSpec, model: Any) -> AsrEngine:
+    from infersuite.engines.hf_engine import parse_slowdown
+
+    unsupported_arguments(spec, {"slowdown"})
+    return HfAsrEngine(spec, model, parse_slowdown(spec))
 
 
 def _create_onnxruntime(spec: EngineSpec, model: Any) -> AsrEngine:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from infersuite.engines.asr import AsrEngine
-from infersuite.engines.base import EngineError, EngineSpec, EngineUnsupported
+from infersuite.engines.base import EngineError, EngineSpec, require_installed
 
 if TYPE_CHECKING:
     import torch
@@ -83,10 +83,9 @@ class GraphAsrEngine(AsrEngine):
 
 
 def _threads(spec: EngineSpec, allowed: set[str]) -> int:
-    unknown = sorted(set(spec.kwargs) - allowed)
-    if unknown:
-        raise EngineError(f"engine {spec}: unknown argument(s) {unknown} for speech models; "
-                          f"it takes {', '.join(sorted(allowed))}")
+    from infersuite.engines.asr import unsupported_arguments
+
+    unsupported_arguments(spec, allowed)
     threads = spec.kwargs.get("threads", "2")
     if not threads.isdigit() or int(threads) < 1:
         raise EngineError(f"engine {spec}: threads={threads!r}; expected a whole number >= 1")
@@ -109,11 +108,7 @@ def _export(model: Any) -> tuple[Any, Path]:
 
 def create_onnxruntime(spec: EngineSpec, model: Any) -> AsrEngine:
     threads = _threads(spec, {"threads"})
-    import importlib.util
-
-    if importlib.util.find_spec("onnxruntime") is None:
-        raise EngineUnsupported(f"engine {spec}: onnxruntime is not installed; pip install "
-                                "'infersuite[formats]'")
+    require_installed(spec)
     import onnxruntime as ort
 
     folder, path = _export(model)
@@ -134,19 +129,14 @@ def create_openvino(spec: EngineSpec, model: Any) -> AsrEngine:
     if precision not in PRECISIONS:
         raise EngineError(f"engine {spec}: precision={precision!r}; expected one of "
                           f"{', '.join(PRECISIONS)}")
-    import importlib.util
-
-    if importlib.util.find_spec("openvino") is None:
-        raise EngineUnsupported(f"engine {spec}: openvino is not installed; pip install "
-                                "'infersuite[openvino]'")
+    require_installed(spec)
     import openvino
 
+    from infersuite.engines.openvino_engine import compile_for_cpu
+
     folder, path = _export(model)
-    core, compiled = openvino.Core(), {}
-    for name in GRAPHS:
-        compiled[name] = core.compile_model(openvino.convert_model(str(path / f"{name}.onnx")),
-                                            "CPU", {"INFERENCE_PRECISION_HINT": precision,
-                                                    "INFERENCE_NUM_THREADS": threads})
+    compiled = {name: compile_for_cpu(openvino.convert_model(str(path / f"{name}.onnx")),
+                                      precision, threads) for name in GRAPHS}
     sessions = {name: OvSession(c) for name, c in compiled.items()}
     hint = compiled["encoder"].get_property("INFERENCE_PRECISION_HINT").to_string()
     engine = GraphAsrEngine(spec, model.config, sessions, {

@@ -100,16 +100,23 @@ def _onnx_path(inputs: Inputs) -> Path:
     return path
 
 
-def _require(module: str, extra: str) -> None:
+def _require(engine: str, *also: str) -> None:
+    """VariantUnavailable, with what to install, when `engine`'s packages (or `also`) are
+    missing."""
     import importlib.util
 
-    if importlib.util.find_spec(module) is None:
-        raise VariantUnavailable(f"{module} is not installed here; pip install "
-                                 f"'infersuite[{extra}]'")
+    from infersuite.engines.base import find_missing_requirements
+
+    reason = find_missing_requirements(engine)
+    missing = [m for m in also if importlib.util.find_spec(m) is None]
+    if reason is None and missing:
+        reason = f"{', '.join(missing)} not installed here; pip install 'infersuite[openvino]'"
+    if reason is not None:
+        raise VariantUnavailable(reason)
 
 
 def _onnxruntime(inputs: Inputs) -> Variant:
-    _require("onnxruntime", "formats")
+    _require("onnxruntime")
     import onnxruntime as ort
 
     start = time.perf_counter()
@@ -127,37 +134,30 @@ def _onnxruntime(inputs: Inputs) -> Variant:
 
 
 def _openvino(inputs: Inputs, name: str) -> Variant:
-    _require("openvino", "openvino")
+    _require("openvino", *(("nncf",) if "int8" in name else ()))
     import openvino
 
-    from infersuite.engines.openvino_engine import runtime_precisions
+    from infersuite.engines.openvino_engine import (
+        OvSession,
+        compile_for_cpu,
+        compress_int8,
+        runtime_precisions,
+    )
 
     start = time.perf_counter()
     converted = openvino.convert_model(str(_onnx_path(inputs)))
     hint = "bf16" if name == "openvino-bf16" else "f32"
-    if name in ("openvino-int8w", "openvino-int8"):
-        _require("nncf", "openvino")
-        import logging
+    if name == "openvino-int8w":
+        converted = compress_int8(converted)
+    elif name == "openvino-int8":
+        from infersuite.engines.openvino_calibration import quantize
 
-        import nncf
-
-        logging.getLogger("nncf").setLevel(logging.WARNING)  # its tables and progress
-        if name == "openvino-int8w":
-            converted = nncf.compress_weights(converted,
-                                              mode=nncf.CompressWeightsMode.INT8_ASYM)
-        else:
-            data = nncf.Dataset(list(inputs.calibration))
-            converted = nncf.quantize(converted, data, model_type=nncf.ModelType.TRANSFORMER,
-                                      subset_size=len(inputs.calibration))
-    compiled = openvino.Core().compile_model(converted, "CPU", {
-        "INFERENCE_PRECISION_HINT": hint, "INFERENCE_NUM_THREADS": inputs.threads})
-    request = compiled.create_infer_request()
-    output = compiled.output(0)
+        converted = quantize(converted, [{"input_features": x} for x in inputs.calibration])
+    compiled = compile_for_cpu(converted, hint, inputs.threads)
+    session = OvSession(compiled)
 
     def run(features: Any) -> Any:
-        import numpy as np
-
-        return np.array(request.infer({"input_features": features})[output], copy=True)
+        return session.run(None, {"input_features": features})[0]
 
     run(inputs.example)
     counts = runtime_precisions(compiled)

@@ -49,7 +49,8 @@ def calibration_batches(tokenizer: Any | None, vocab_size: int, pad_id: int,
     return _batches(ids, pad_id)
 
 
-def _quantize(model: Any, feeds: list[dict[str, Any]]) -> Any:
+def quantize(model: Any, feeds: list[dict[str, Any]]) -> Any:
+    """nncf post-training quantization (transformer preset) calibrated on all `feeds`."""
     import nncf
 
     logging.getLogger("nncf").setLevel(logging.WARNING)  # its tables and progress
@@ -60,7 +61,7 @@ def _quantize(model: Any, feeds: list[dict[str, Any]]) -> Any:
 def quantize_prefill(model: Any, batches: list[tuple[Any, Any]]) -> Any:
     feeds = [{"input_ids": ids.numpy(), "attention_mask": mask.numpy()}
              for ids, mask in batches]
-    return _quantize(model, feeds)
+    return quantize(model, feeds)
 
 
 def quantize_decode(model: Any, float_session: Any, kv_heads: int, head_dim: int,
@@ -72,4 +73,4 @@ def quantize_decode(model: Any, float_session: Any, kv_heads: int, head_dim: int
     decoder = OrtDecoder(recorder, kv_heads, head_dim)
     for ids, mask in batches:
         decoder.greedy(ids, mask, DECODE_STEPS)
-    return _quantize(model, recorder.feeds)
+    return quantize(model, recorder.feeds)

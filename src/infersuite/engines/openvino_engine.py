@@ -37,6 +37,7 @@ from collections import Counter
 from types import SimpleNamespace
 from typing import Any
 
+from infersuite.engines import hf
 from infersuite.engines import onnx as ort_helpers
 from infersuite.engines.base import (
     EngineContext,
@@ -145,13 +146,23 @@ def _convert(context: EngineContext, model: Any, kind: str, weights: str) -> tup
     export, _ = _export(context, model, kind)
     converted = openvino.convert_model(str(export.path))
     if weights == "int8":
-        import nncf
-
-        converted = nncf.compress_weights(converted, mode=nncf.CompressWeightsMode.INT8_ASYM)
+        converted = compress_int8(converted)
     return converted, export
 
 
-def _compile(converted: Any, precision: str, threads: int) -> Any:
+def compress_int8(converted: Any) -> Any:
+    """The model's weights compressed to 8 bits (nncf INT8_ASYM: per output channel, with
+    a zero point, no calibration data)."""
+    import logging
+
+    import nncf
+
+    logging.getLogger("nncf").setLevel(logging.WARNING)  # its tables and progress
+    return nncf.compress_weights(converted, mode=nncf.CompressWeightsMode.INT8_ASYM)
+
+
+def compile_for_cpu(converted: Any, precision: str, threads: int) -> Any:
+    """The converted model compiled for the CPU plugin at that inference precision hint."""
     import openvino
 
     return openvino.Core().compile_model(converted, "CPU", {
@@ -175,11 +186,11 @@ def create(context: EngineContext) -> OpenVinoEngine:
     from infersuite.engines import openvino_calibration as calibration
 
     batches = [] if activations != "int8" else calibration.calibration_batches(
-        context.tokenizer, model.config.vocab_size, 0, context.model_name)
+        context.tokenizer, model.config.vocab_size, hf.pad_id_of(model), context.model_name)
     converted, prefill_export = _convert(context, model, "prefill", weights)
     if batches:
         converted = calibration.quantize_prefill(converted, batches)
-    compiled = _compile(converted, precision, threads)
+    compiled = compile_for_cpu(converted, precision, threads)
     exports, decoder, limitations = [prefill_export], None, {}
     limitation = decode_export_limitation(model.config)
     if limitation:
@@ -190,11 +201,11 @@ def create(context: EngineContext) -> OpenVinoEngine:
         exports.append(decode_export)
         _, kv_heads, head_dim = kv_layout(model.config)
         if batches:
-            float_decode = OvSession(_compile(decode_model, "f32", threads))
+            float_decode = OvSession(compile_for_cpu(decode_model, "f32", threads))
             decode_model = calibration.quantize_decode(decode_model, float_decode, kv_heads,
                                                        head_dim, batches)
-        decoder = ort_helpers.OrtDecoder(OvSession(_compile(decode_model, precision, threads)),
-                                         kv_heads, head_dim)
+        decode = compile_for_cpu(decode_model, precision, threads)
+        decoder = ort_helpers.OrtDecoder(OvSession(decode), kv_heads, head_dim)
     engine = OpenVinoEngine(context.spec, model, OvSession(compiled), decoder, exports,
                             "openvino", threads, limitations, context.tokenizer)
     compiled_as = compiled.get_property("INFERENCE_PRECISION_HINT").to_string()  # "bf16"

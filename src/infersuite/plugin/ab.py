@@ -146,7 +146,7 @@ def compute_rows(state: AbState) -> list[dict[str, Any]]:
     """One verdict per benchmark, p-values adjusted over all of them."""
     from infersuite.stats.paired import adjust_p_values, compute_paired_effect, decide
 
-    items = list(state.pairs.values())
+    items = [p for p in state.pairs.values() if len(p.a) >= 2]  # a pair cut short: none
     effects = [compute_paired_effect(p.a, p.b, confidence=1 - ALPHA) for p in items]
     slower = adjust_p_values([e.p_slower for e in effects], state.correction)
     faster = adjust_p_values([e.p_faster for e in effects], state.correction)

@@ -112,6 +112,10 @@ class AsrCase:
         from infersuite.engines.base import EngineUnsupported
 
         factory = ASR_ENGINES.get(spec.name)
+        plant = self.config.getoption("infer_plant_slowdown", 0.0)
+        if plant and spec.name == "hf" and "slowdown" not in spec.kwargs:
+            # --infer-plant-slowdown, as the text cases get it (plugin/engines.py)
+            spec = EngineSpec(spec.name, (*spec.args, ("slowdown", f"{plant:g}")))
         if factory is None:
             pytest.skip(f"engine {spec}: no speech-model adapter yet (speech models run on: "
                         f"{', '.join(ASR_ENGINES)})")

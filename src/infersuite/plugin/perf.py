@@ -302,13 +302,14 @@ def _settings_summary(config: pytest.Config, state: PerfState) -> dict[str, Any]
             "planted_slowdown": config.getoption("infer_plant_slowdown") or None}
 
 
-def _finish_run(config: pytest.Config, state: PerfState, records: list[PerfRecord]) -> None:
+def _finish_run(config: pytest.Config, state: PerfState, records: list[PerfRecord],
+                tests_passed: bool = True) -> None:
     from infersuite.baseline.store import merge_run, save_baseline
     from infersuite.report.document import build_report, save_report
     from infersuite.report.markdown import render_markdown
 
     gate = _run_gate(state, records) if state.baseline is not None else None
-    if gate is not None:
+    if gate is not None and tests_passed:  # else the run fails anyway: no re-measurement
         from infersuite.plugin.rerun import confirm_by_rerun
 
         gate, said = confirm_by_rerun(config, gate, lambda recs, fl: _run_gate(state, recs, fl))
@@ -349,7 +350,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     records = collect_records(session.config, state)
     if not records:
         return
-    _finish_run(session.config, state, records)
+    _finish_run(session.config, state, records, session.exitstatus == pytest.ExitCode.OK)
     if session.exitstatus != pytest.ExitCode.OK:
         return  # a failed test wins: its run's timings are not to be trusted
     if state.nothing_gated:

@@ -23,10 +23,16 @@ import pytest
 from infersuite.measure.records import PerfRecord
 from infersuite.plugin.options import get_settings
 
-# Options whose files the child must not write over (the parent writes them), each with
-# a value; the child's report folder is its own.
-PARENT_OUTPUTS = ("--infer-save-baseline", "--infer-report-dir", "--benchmark-json",
-                  "--benchmark-save", "--junitxml", "--junit-xml", "--resultlog")
+# What the child must not inherit: options that write the parent's files (the child's
+# report folder is its own) or choose tests by the last run's outcome (the child keeps
+# exactly the flagged ids). Each with a value, as a flag, or with an optional value (only
+# its --opt=value form takes one).
+WITH_VALUE = ("--infer-save-baseline", "--infer-report-dir", "--infer-rerun-of",
+              "--benchmark-json", "--benchmark-save", "--junitxml", "--junit-xml",
+              "--resultlog", "--report-log", "--html")
+FLAGS = ("--benchmark-autosave", "--lf", "--last-failed", "--ff", "--failed-first", "--sw",
+         "--stepwise", "--nf", "--new-first")
+OPTIONAL_VALUE = ("--benchmark-histogram", "--benchmark-cprofile-dump")
 RERUN_TIMEOUT_S = 3600.0
 
 
@@ -82,8 +88,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     (folder / "records.json").write_text(json.dumps(records))
 
 
-def child_args(args: Sequence[str], folder: Path) -> list[str]:
-    """The parent's arguments without the options that name its output files."""
+def filter_args(args: Sequence[str]) -> list[str]:
+    """`args` without WITH_VALUE, FLAGS and OPTIONAL_VALUE options."""
     out: list[str] = []
     skip = False
     for arg in args:
@@ -91,11 +97,38 @@ def child_args(args: Sequence[str], folder: Path) -> list[str]:
             skip = False
             continue
         name = arg.split("=", 1)[0]
-        if name in PARENT_OUTPUTS or name == "--infer-rerun-of":
+        if name in WITH_VALUE:
             skip = "=" not in arg
             continue
+        if name in FLAGS or name in OPTIONAL_VALUE:
+            continue
         out.append(arg)
-    return [*out, "--infer-rerun-of", str(folder)]
+    return out
+
+
+def child_args(args: Sequence[str], folder: Path) -> list[str]:
+    """The parent's arguments, filtered, for a child that re-measures into `folder`."""
+    return [*filter_args(args), "--infer-rerun-of", str(folder)]
+
+
+def child_env() -> dict[str, str]:
+    """The parent's environment, with PYTEST_ADDOPTS filtered as the arguments are."""
+    import os
+    import shlex
+
+    env = dict(os.environ)
+    if env.get("PYTEST_ADDOPTS"):
+        env["PYTEST_ADDOPTS"] = shlex.join(filter_args(shlex.split(env["PYTEST_ADDOPTS"])))
+    return env
+
+
+def _ini_addopts(config: pytest.Config) -> list[str]:
+    """The ini file's addopts, filtered, to replace it in the child (-o addopts=...)."""
+    import shlex
+
+    given = config.getini("addopts")
+    kept = filter_args(list(given))
+    return [] if kept == list(given) else ["-o", f"addopts={shlex.join(kept)}"]
 
 
 def remeasure(config: pytest.Config, keys: Sequence[str]) -> tuple[list[PerfRecord] | None, str]:
@@ -105,22 +138,33 @@ def remeasure(config: pytest.Config, keys: Sequence[str]) -> tuple[list[PerfReco
     for stale in ("records.json", "report.json", "report.md"):
         (folder / stale).unlink(missing_ok=True)
     (folder / "ids.json").write_text(json.dumps(list(keys)))
-    command = [sys.executable, "-m", "pytest",
+    command = [sys.executable, "-m", "pytest", *_ini_addopts(config),
                *child_args(config.invocation_params.args, folder)]
-    start = time.perf_counter()
-    try:
-        done = subprocess.run(command, cwd=config.invocation_params.dir, capture_output=True,
-                              text=True, timeout=RERUN_TIMEOUT_S, check=False)
-    except subprocess.TimeoutExpired:
-        return None, f"the re-measurement ran past {RERUN_TIMEOUT_S:.0f} s"
     log = folder / "pytest.log"
-    log.write_text(done.stdout + done.stderr)
+    start = time.perf_counter()
+    with log.open("w") as out:
+        # its own process group: a timeout stops it and any workers it started
+        child = subprocess.Popen(command, cwd=config.invocation_params.dir, stdout=out,
+                                 stderr=subprocess.STDOUT, env=child_env(),
+                                 start_new_session=True)
+        try:
+            code = child.wait(timeout=RERUN_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            import os
+            import signal
+
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+            return None, f"the re-measurement ran past {RERUN_TIMEOUT_S:.0f} s (its log: {log})"
     seconds = time.perf_counter() - start
-    if done.returncode != 0 or not (folder / "records.json").exists():
-        return None, (f"the re-measurement exited {done.returncode} after {seconds:.0f} s "
-                      f"(its log: {log})")
-    data = json.loads((folder / "records.json").read_text())
-    return [PerfRecord(**entry) for entry in data], f"{len(keys)} benchmarks in {seconds:.0f} s"
+    try:
+        data = json.loads((folder / "records.json").read_text())
+        records = [PerfRecord(**entry) for entry in data]
+    except (OSError, ValueError, TypeError) as exc:
+        return None, (f"the re-measurement exited {code} after {seconds:.0f} s with no "
+                      f"readable records ({type(exc).__name__}; its log: {log})")
+    exited = "" if code == 0 else f", exit {code} (its log: {log})"
+    return records, f"{len(records)} of {len(keys)} benchmarks in {seconds:.0f} s{exited}"
 
 
 def confirm_by_rerun(config: pytest.Config, gate: Any,
@@ -137,6 +181,10 @@ def confirm_by_rerun(config: pytest.Config, gate: Any,
     if records is None:
         return apply_rerun(gate, None, said), f"regressions not re-measured: {said}"
     confirmed = apply_rerun(gate, judge(records, gate.noise_floors))
-    kept = len(flagged_keys(confirmed))
-    return confirmed, (f"re-measured {said}: {kept} of {len(keys)} regressions repeated "
-                       f"(report: {get_settings(config).report_dir / 'rerun'})")
+    measured = {r.fullname for r in records}
+    missing = [k for k in keys if k not in measured]
+    repeated = len([k for k in flagged_keys(confirmed) if k in measured])
+    unmeasured = f", {len(missing)} not re-measured (they stand)" if missing else ""
+    report = get_settings(config).report_dir / "rerun"
+    return confirmed, (f"re-measured {said}: {repeated} of {len(keys)} regressions "
+                       f"repeated{unmeasured} (report: {report})")

@@ -261,7 +261,8 @@ def test_a_regression_is_measured_again_and_stands_when_it_repeats(bench_dir):
     bench_dir.makeconftest(CONFTEST.format(factor=1.3))
     slow = _run(bench_dir, "--infer-baseline", base, "--benchmark-json", "bench.json")
     assert slow.ret == EXIT_REGRESSION, slow.stdout.str()
-    slow.stdout.fnmatch_lines(["*re-measured 1 of 1 benchmarks in * s: 1 of 1 regressions repeated*"])
+    slow.stdout.fnmatch_lines(
+        ["*re-measured 1 of 1 benchmarks in * s: 1 of 1 regressions repeated*"])
     row = _gate_rows(bench_dir)["test_fast"]
     assert row["status"] == "regression"
     assert row["rerun"]["status"] == "regression"

@@ -16,7 +16,7 @@ from infersuite.engines import asr
 _encode = asr.HfAsrEngine.encode
 
 def slow(self, features):
-    time.sleep(0.08)
+    time.sleep(0.25)  # far above the toy's other stages, even on a host 3x slower
     return _encode(self, features)
 
 def pytest_configure(config):
@@ -64,6 +64,6 @@ def test_stages_add_up_and_the_headline_gives_rtf_and_the_dominant_stage(pyteste
 def test_a_planted_slow_encoder_is_named_as_the_dominant_stage(pytester, copy_suite_module):
     _, bench = _run(pytester, copy_suite_module, SLOW_ENCODER)
     encoder = bench["metrics"]["encoder_s"]["samples"]
-    assert _median(encoder) >= 0.08
+    assert _median(encoder) >= 0.25
     assert bench["extra"]["dominant_stage"] == "encoder"
     assert bench["extra"]["stage_share"]["encoder"] > 0.5

@@ -78,8 +78,8 @@ def build_rows(times: Mapping[str, Sequence[float]], outputs: Mapping[str, np.nd
         if name != reference:
             row["speedup"] = compute_speedup(times[reference], samples)
             row["agreement"] = compute_agreement(outputs[name], outputs[reference])
-        if compiled in times and name not in (reference, compiled):
-            row["speedup_vs_compile"] = compute_speedup(times[compiled], samples)  # type: ignore[index]
+        if compiled is not None and compiled in times and name not in (reference, compiled):
+            row["speedup_vs_compile"] = compute_speedup(times[compiled], samples)
         if name in claims and "speedup" in row:
             row["claim"] = {"speedup": claims[name],
                             "verdict": judge_claim(row["speedup"], claims[name])}

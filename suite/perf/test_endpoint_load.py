@@ -2,11 +2,15 @@
 concurrency, goodput under the SLO, and the knee over concurrency, timed from the stream
 (infersuite.serving.load). Every level also checks answers: a sample of its temperature-0
 requests must equal the same prompts answered alone, so a report never shows speed for
-wrong output. Each level is a benchmark record, gated against a baseline like any other."""
+wrong output. Each level is a benchmark record, gated against a baseline like any other.
+Under ``--infer-ab`` a level that passed its checks then runs interleaved rounds on A's
+server and B's (``same:slowdown=0.05``, or another server spec), judged on each round's
+median ITL."""
 
 from __future__ import annotations
 
 import asyncio
+import statistics
 
 import pytest
 
@@ -20,6 +24,7 @@ WARMUP = 4
 MAX_TOKENS = 16
 CHECK_EVERY = 6  # every 6th request of a level is checked against its solo answer
 BUDGET_S = 60.0
+AB_ROUNDS = 10  # first A/B rounds, more while the interval is wide (plugin/ab.py)
 
 
 @pytest.mark.parametrize("concurrency", CONCURRENCY, ids=[f"c{c}" for c in CONCURRENCY])
@@ -39,3 +44,24 @@ def test_endpoint_load(infer_endpoint, infer_perf, infer_load, concurrency):
                       extra={"concurrency": concurrency, "server": ep.engine.info.get("server"),
                              "goodput_req_s": row["goodput_req_s"],
                              "client_saturated": bool(row["saturation"])})
+    ab_round = max(8, 3 * concurrency)  # requests per A/B round: several waves of the level
+    infer_perf.ab_rounds(ep.case, lambda engine: _load_round(engine, ep.prompts, extra,
+                                                             ab_round, concurrency),
+                         AB_ROUNDS, warmup_rounds=1, value=_median_itl, metric="itl_s")
+
+
+def _load_round(engine, prompts, extra, n, concurrency):
+    """One A/B round: `n` streamed requests at `concurrency` on `engine`'s server."""
+    if "endpoint" not in engine.capabilities:
+        pytest.skip(f"engine {engine.spec} is not a server, and a load level needs one "
+                    "(--infer-ab same:ARG=VALUE or a server's spec)")
+    bodies = build_stream_bodies(engine.client, prompts, n, MAX_TOKENS, **extra)
+    run = asyncio.run(run_load(engine.client, bodies, concurrency=concurrency,
+                               max_duration_s=BUDGET_S))
+    failed = {k: v for k, v in run.counts().items() if k not in ("ok", "usage_mismatch") and v}
+    assert not failed, f"A/B round on {engine.spec} at concurrency {concurrency}: {failed}"
+    return run
+
+
+def _median_itl(run):
+    return statistics.median(run.metrics()["itl_s"])

@@ -15,7 +15,12 @@ import statistics
 import pytest
 
 from infersuite.engines.hf_engine import HFEngine
-from infersuite.measure.arrivals import DRIVER_NOTE, run_poisson_sweep
+from infersuite.measure.arrivals import (
+    DRIVER_NOTE,
+    compute_poisson_arrivals,
+    run_poisson_point,
+    run_poisson_sweep,
+)
 from infersuite.measure.energy import open_energy_counter
 from infersuite.measure.sweep import SweepLimits, powers_of_two, run_batch_sweep
 from infersuite.measure.sweep_hf import HFSweepRunner, build_fixed_prompt, describe_model_facts
@@ -27,6 +32,9 @@ pytestmark = [pytest.mark.perf, pytest.mark.infer_cases(
 PROMPT_TOKENS = 32
 NEW_TOKENS = 16
 PROMPT_INDEX = 3
+SEED = 20260101
+BENCH_LOAD = 2.0  # the Poisson benchmark's arrival rate, x the batch-1 service rate
+BENCH_REQUESTS = 12
 
 
 def _runner(case: InferCase, engine=None) -> HFSweepRunner:
@@ -42,18 +50,28 @@ def _runner(case: InferCase, engine=None) -> HFSweepRunner:
                          engine.generate_kwargs(), engine.slowdown)
 
 
+def _runners(case: InferCase, runner: HFSweepRunner):
+    """The sweep runner of an engine: the case's, or B's under --infer-ab (built on its
+    first call), so a benchmark times B's generate() beside A's."""
+    runners = {id(case.engine): runner}
+
+    def runner_of(engine) -> HFSweepRunner:
+        if id(engine) not in runners:
+            runners[id(engine)] = _runner(case, engine)
+        return runners[id(engine)]
+
+    return runner_of
+
+
 def test_batch_size_knee(infer_case, knee_recorder, benchmark, infer_perf):
     device = infer_case.case.device
     runner = _runner(infer_case)
     # Before the sweep, so its budget is the sweep's own; in the case's dtype (MFU's peak).
     knee_recorder.calibration(device, infer_case.case.dtype)
-    # batch 1 through the engine, so that --infer-ab times B's generate() beside A's
-    runners = {id(infer_case.engine): runner}
+    runner_of = _runners(infer_case, runner)
 
     def batch_one(engine) -> float:
-        if id(engine) not in runners:  # B's, built on its first call
-            runners[id(engine)] = _runner(infer_case, engine)
-        return runners[id(engine)].generate(1)
+        return runner_of(engine).generate(1)
 
     rounds = infer_perf.measure_engine(benchmark, infer_case, batch_one, rounds=10,
                                        warmup_rounds=2, value=lambda t: t, metric="round_s")
@@ -71,19 +89,36 @@ def test_batch_size_knee(infer_case, knee_recorder, benchmark, infer_perf):
     assert all(p.efficiency["mbu"] > 0.0 for p in points if p.status == "ok")
 
 
-def test_poisson_concurrency(infer_case, knee_recorder):
+def test_poisson_concurrency(infer_case, knee_recorder, benchmark, infer_perf):
     """Requests arrive as a seeded Poisson process at rates from 0.5x to 16x the batch-1
     service rate; a dynamic batching loop serves them (see measure/arrivals.py for why this
-    is not transformers' continuous batching)."""
+    is not transformers' continuous batching). The benchmark the gate and --infer-ab see:
+    the mean latency of one fixed arrival schedule (BENCH_REQUESTS at BENCH_LOAD x the
+    batch-1 service rate), served again each round."""
     device = infer_case.case.device
     runner = _runner(infer_case)
     single_s = statistics.median(runner.generate(1) for _ in range(3))
+    max_batch = knee_recorder.max_batch_for(device)
+    rate = BENCH_LOAD / single_s
+    arrivals = compute_poisson_arrivals(rate, BENCH_REQUESTS, SEED)
+    runner_of = _runners(infer_case, runner)
+
+    def served(engine) -> float:
+        point = run_poisson_point(runner_of(engine).generate, arrivals, max_batch,
+                                  NEW_TOKENS, rate)
+        return statistics.fmean(point.latency_s)
+
+    rounds = infer_perf.measure_engine(benchmark, infer_case, served, rounds=10,
+                                       warmup_rounds=2, value=lambda t: t,
+                                       metric="mean_latency_s")
+    infer_perf.record({"mean_latency_s": rounds}, primary="mean_latency_s",
+                      group="knee sweep", extra={**infer_case.context, "rate_per_s": rate,
+                                                 "requests": BENCH_REQUESTS, "seed": SEED})
     rates = [m / single_s for m in (0.5, 1, 2, 4, 8, 16)]
-    points = run_poisson_sweep(runner.generate, rates, n_requests=48,
-                               max_batch=knee_recorder.max_batch_for(device),
-                               new_tokens=NEW_TOKENS, seed=20260101,
+    points = run_poisson_sweep(runner.generate, rates, n_requests=48, max_batch=max_batch,
+                               new_tokens=NEW_TOKENS, seed=SEED,
                                budget_s=knee_recorder.budget_for(device) / 2)
-    driver = f"{DRIVER_NOTE} Seed 20260101, 48 requests per rate."
+    driver = f"{DRIVER_NOTE} Seed {SEED}, 48 requests per rate."
     knee_recorder.add_concurrency({**infer_case.context, "engine": str(infer_case.case.engine)},
                                   driver, points)
     assert points[0].status == "ok", points[0].note

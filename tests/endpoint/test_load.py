@@ -186,3 +186,19 @@ def test_goodput_counts_requests_meeting_every_target():
     assert run.measured_wall_s == pytest.approx(2.0)  # first send (0) to last end (2.0)
     assert run.goodput({"ttft_s": 0.1}) == pytest.approx(1.0)  # requests 0 and 2
     assert run.goodput({"ttft_s": 0.1, "e2e_s": 0.5}) == pytest.approx(0.5)
+
+
+def test_a_slowdown_planted_in_the_client_stretches_every_time(stub):
+    """A server engine's ``slowdown=F`` (for proving a gate on a native server): the same
+    traffic, read on a clock 1 + F as fast from each send, so TTFT, ITL and E2E grow by F."""
+    _server, client = stub(StubTiming(ttft_s=0.006, itl_s=0.003, spread=0.0))
+
+    def medians(slowdown):
+        client.slowdown = slowdown
+        run = asyncio.run(run_load(client, build_stream_bodies(client, ["hi"], 24, 8),
+                                   concurrency=1, warmup=4))
+        return {k: statistics.median(v) for k, v in run.metrics().items()}
+
+    plain, planted = medians(0.0), medians(0.5)
+    for metric in ("ttft_s", "itl_s", "e2e_s"):
+        assert 1.35 < planted[metric] / plain[metric] < 1.65, (metric, plain, planted)

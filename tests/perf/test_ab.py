@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from infersuite.engines.base import EngineSpec
 from infersuite.plugin.ab import (
     EXIT_INCONCLUSIVE,
     EXIT_REGRESSION,
@@ -14,6 +15,7 @@ from infersuite.plugin.ab import (
     AbState,
     compute_rows,
     exit_status,
+    resolve_b_spec,
     run_interleaved,
 )
 
@@ -121,8 +123,7 @@ def test_rows_are_corrected_over_benchmarks_and_set_the_exit_status():
 
 @pytest.mark.parametrize("text", ["-0.1", "3.5", "fast"])
 def test_a_bad_slowdown_argument_says_what_is_expected(text):
-    from infersuite.engines.base import EngineError, EngineSpec
-    from infersuite.engines.hf_engine import parse_slowdown
+    from infersuite.engines.base import EngineError, EngineSpec, parse_slowdown
 
     with pytest.raises(EngineError, match=r"expected a fraction in \[0, 3\], e\.g\. slowdown"):
         parse_slowdown(EngineSpec("hf", (("slowdown", text),)))
@@ -130,20 +131,24 @@ def test_a_bad_slowdown_argument_says_what_is_expected(text):
 
 
 def test_the_knee_and_speech_benchmarks_are_judged_under_a_b(pytester, copy_suite_module):
-    """The knee's batch-1 benchmark and the speech benchmarks time their calls through the
-    engine, so B runs them too: a planted 30% slowdown in B is a regression on the knee's,
-    and the speech latency has its A/B row (onnxruntime as B)."""
+    """The knee's batch-1 and Poisson benchmarks and the speech benchmarks time their calls
+    through the engine, so B runs them too: a planted 30% slowdown in B is a regression on
+    both of the knee's, and the speech latency has its A/B row (onnxruntime as B)."""
     copy_suite_module("perf/test_knee_sweep.py")
     copy_suite_module("perf/conftest.py")
     result = pytester.runpytest("-p", "no:cacheprovider", "--infer-model", "llama-tiny",
                                 "--infer-device", "cpu", "--infer-ab", "hf:slowdown=0.3",
                                 "--infer-sweep-max-batch", "2", "--infer-sweep-budget-s", "4",
-                                "--infer-report-dir", "rep", "-k", "batch_size")
+                                "--infer-report-dir", "rep")
     assert result.ret == EXIT_REGRESSION, result.stdout.str()[-3000:]
-    [row] = json.loads((pytester.path / "rep" / "ab.json").read_text())["rows"]
-    assert row["name"].startswith("test_batch_size_knee")
-    assert row["status"] == "regression"
-    assert 1.15 < row["effect"]["ratio"] < 1.6
+    knee, poisson = json.loads((pytester.path / "rep" / "ab.json").read_text())["rows"]
+    assert knee["name"].startswith("test_batch_size_knee")
+    assert knee["status"] == "regression"
+    assert 1.15 < knee["effect"]["ratio"] < 1.6
+    # one fixed Poisson schedule served by each: queueing adds to the planted 30%
+    assert poisson["name"].startswith("test_poisson_concurrency")
+    assert (poisson["metric"], poisson["status"]) == ("mean_latency_s", "regression")
+    assert poisson["effect"]["ratio"] > 1.15
     copy_suite_module("perf/test_asr_perf.py")
     speech = pytester.runpytest("-p", "no:cacheprovider", "--infer-ab", "onnxruntime",
                                 "--infer-rounds", "16", "--infer-report-dir", "rep2", "-k",
@@ -153,3 +158,16 @@ def test_the_knee_and_speech_benchmarks_are_judged_under_a_b(pytester, copy_suit
     assert asr["name"] == "test_asr_request_latency[whisper-toy-float32-cpu-hf]"
     assert asr["b"] == "onnxruntime"
     assert len(asr["a_s"]) == len(asr["b_s"]) >= 6
+
+
+def test_same_is_each_cases_engine_with_arguments_changed():
+    """``--infer-ab same:k=v``: B is A's engine with those arguments set, whatever A is."""
+    server = EngineSpec("llama.cpp-server", (("quant", "Q8_0"), ("threads", "2")))
+    assert resolve_b_spec(EngineSpec("same"), server) == server  # A/A
+    assert resolve_b_spec(EngineSpec("same", (("threads", "1"), ("slowdown", "0.05"))),
+                          server) == EngineSpec("llama.cpp-server", (
+                              ("quant", "Q8_0"), ("threads", "1"), ("slowdown", "0.05")))
+    assert resolve_b_spec(EngineSpec("same", (("slowdown", "0.05"),)), EngineSpec("hf")) \
+        == EngineSpec("hf", (("slowdown", "0.05"),))
+    onnx = EngineSpec("onnxruntime")
+    assert resolve_b_spec(onnx, server) == onnx  # a named B is B

@@ -181,7 +181,7 @@ def unsupported_arguments(spec: EngineSpec, taken: set[str]) -> None:
 
 
 def create_hf(spec: EngineSpec, model: Any) -> AsrEngine:
-    from infersuite.engines.hf_engine import parse_slowdown
+    from infersuite.engines.base import parse_slowdown
 
     unsupported_arguments(spec, {"slowdown"})
     return HfAsrEngine(spec, model, parse_slowdown(spec))

@@ -281,3 +281,21 @@ def load_factory(name: str, registry: Mapping[str, str] | None = None) -> Factor
     module_name, _, attribute = registry[name].partition(":")
     factory = getattr(importlib.import_module(module_name), attribute or "create")
     return factory
+
+
+MAX_SLOWDOWN = 3.0  # a planted slowdown of up to 3x the step's own time (4x as slow)
+
+
+def parse_slowdown(spec: EngineSpec) -> float:
+    """The ``slowdown=`` argument of an engine that can plant one (hf, the speech hf
+    adapter, the servers' clients): a fraction in [0, MAX_SLOWDOWN]."""
+    text = spec.kwargs.get("slowdown", "0")
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= MAX_SLOWDOWN:
+        raise EngineError(f"engine {spec}: slowdown={text!r}; expected a fraction in "
+                          f"[0, {MAX_SLOWDOWN:g}], "
+                          "e.g. slowdown=0.05 for a planted 5% slowdown")
+    return value

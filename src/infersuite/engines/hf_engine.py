@@ -16,7 +16,13 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from infersuite.engines import hf
-from infersuite.engines.base import Engine, EngineContext, EngineError, EngineSpec
+from infersuite.engines.base import (
+    Engine,
+    EngineContext,
+    EngineError,
+    EngineSpec,
+    parse_slowdown,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -159,23 +165,6 @@ def parse_attention(spec: EngineSpec) -> str | None:
         raise EngineError(f"engine {spec}: attention={attention!r}; "
                           f"expected one of {', '.join(ATTENTION)}")
     return attention
-
-
-MAX_SLOWDOWN = 3.0  # a planted slowdown of up to 3x the step's own time (4x as slow)
-
-
-def parse_slowdown(spec: EngineSpec) -> float:
-    """The ``slowdown=`` argument: a fraction in [0, MAX_SLOWDOWN]."""
-    text = spec.kwargs.get("slowdown", "0")
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= MAX_SLOWDOWN:
-        raise EngineError(f"engine {spec}: slowdown={text!r}; expected a fraction in "
-                          f"[0, {MAX_SLOWDOWN:g}], "
-                          "e.g. slowdown=0.05 for a planted 5% slowdown")
-    return value
 
 
 def create(context: EngineContext) -> HFEngine:

@@ -21,6 +21,8 @@ Every server started here listens on 127.0.0.1 on a free port, logs to the case'
 directory, and is stopped at the end of the run (see ``infersuite.serving.process``). The
 engine's ``client`` sends the requests; it has no token-level calls (``forward_logits`` and
 the rest raise), so the in-process modules do not run it and the endpoint modules do.
+Each of them also takes ``slowdown=F``: a slowdown planted in the client's load runs (the
+times of each streamed request stretched by 1 + F), to prove an A/B gate on a server.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from infersuite.engines.base import (
     EngineError,
     EngineSpec,
     EngineUnsupported,
+    parse_slowdown,
     require_installed,
 )
 
@@ -103,10 +106,14 @@ class OpenAIEngine(Engine):
 
 
 def _arguments(spec: EngineSpec, defaults: dict[str, str]) -> dict[str, str]:
+    """The engine's arguments over its defaults; every server engine also takes
+    ``slowdown=F``, a slowdown planted in its client's load runs (serving/load.py)."""
+    defaults = {**defaults, "slowdown": "0"}
     unknown = sorted(set(spec.kwargs) - set(defaults))
     if unknown:
         raise EngineError(f"engine {spec}: unknown argument(s) {unknown}; it takes "
                           + ", ".join(f"{k}=" for k in defaults))
+    parse_slowdown(spec)  # before any server starts
     return {**defaults, **spec.kwargs}
 
 
@@ -140,9 +147,9 @@ def _client(context: EngineContext, base_url: str, server: ServerProcess | None)
 
     options = context.options.get("endpoint")
     try:
-        return OpenAIClient(base_url, model=getattr(options, "served_model", None),
-                            api_key_env=getattr(options, "api_key_env", "OPENAI_API_KEY"),
-                            timeout_s=getattr(options, "timeout_s", 60.0))
+        client = OpenAIClient(base_url, model=getattr(options, "served_model", None),
+                              api_key_env=getattr(options, "api_key_env", "OPENAI_API_KEY"),
+                              timeout_s=getattr(options, "timeout_s", 60.0))
     except Exception as exc:
         log = ""
         if server is not None:
@@ -152,6 +159,8 @@ def _client(context: EngineContext, base_url: str, server: ServerProcess | None)
             raise EngineError(f"engine {context.spec}: {exc}{log}") from exc
         raise EngineError(f"engine {context.spec}: cannot reach {base_url}: "
                           f"{type(exc).__name__}: {exc}{log}") from exc
+    client.slowdown = parse_slowdown(context.spec)  # checked by _arguments already
+    return client
 
 
 def _check_cpu_case(context: EngineContext) -> None:

@@ -21,20 +21,24 @@ from typing import Any, TypeVar
 import pytest
 
 from infersuite.baseline.gate import EXIT_INCONCLUSIVE, EXIT_REGRESSION
+from infersuite.engines.base import EngineSpec
 from infersuite.plugin.options import get_settings, parse_engine, parse_positive_float
 
 T = TypeVar("T")
 ALPHA = 0.01
 MAX_ROUNDS = 2000
 AB_SCHEMA = "infersuite.ab/1"
+SAME = "same"  # --infer-ab same[:k=v]: each case's own engine, those arguments changed
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("infersuite", "infersuite: inference conformance and benchmarks")
     group.addoption("--infer-ab", type=parse_engine, metavar="ENGINE_SPEC",
                     help="A/B mode: time each engine benchmark's engine (A) against this "
-                         "engine spec on the same case (B), in interleaved rounds; exit 10 "
-                         "when B is slower, 11 when inconclusive (docs/gate.md)")
+                         "engine spec on the same case (B), in interleaved rounds; "
+                         "same[:k=v,...] is each case's own engine with those arguments "
+                         "changed; exit 10 when B is slower, 11 when inconclusive "
+                         "(docs/gate.md)")
     group.addoption("--infer-ab-budget-s", type=parse_positive_float, default=30.0,
                     metavar="SECONDS", help="most time one benchmark may add rounds to "
                                             "narrow its interval (default 30)")
@@ -85,6 +89,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def ab_state(config: pytest.Config) -> AbState | None:
     return config.stash.get(ab_state_key, None)
+
+
+def resolve_b_spec(b: EngineSpec, a: EngineSpec) -> EngineSpec:
+    """B's engine for a case whose engine is `a`: `b` itself, or for ``same[:k=v,...]`` A's
+    engine with those arguments set (so one run can hold A/A, or one setting changed, over
+    in-process engines, speech engines and servers alike)."""
+    if b.name != SAME:
+        return b
+    changed = dict(b.args)
+    kept = tuple((k, v) for k, v in a.args if k not in changed)
+    return EngineSpec(a.name, (*kept, *b.args))
 
 
 def run_interleaved(state: AbState, pairs: AbPairs, call_a: Callable[[], T],

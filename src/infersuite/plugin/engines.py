@@ -34,7 +34,7 @@ def pytest_configure(config: pytest.Config) -> None:
     plant = config.getoption("infer_plant_slowdown", 0.0)
     if not plant:
         return
-    from infersuite.engines.hf_engine import MAX_SLOWDOWN
+    from infersuite.engines.base import MAX_SLOWDOWN
 
     if plant > MAX_SLOWDOWN:
         raise pytest.UsageError(f"--infer-plant-slowdown {plant:g}: use a fraction up to "

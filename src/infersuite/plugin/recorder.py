@@ -89,50 +89,82 @@ class PerfRecorder:
         the same call on SPEC's engine for the same case (B) runs in interleaved rounds
         (plugin/ab.py); A's results are returned and recorded as usual, and the pairs of
         ``value(result)`` (the `metric`, in seconds) go to the A/B verdict."""
-        from infersuite.plugin.ab import AbPairs, ab_state, run_interleaved
+        from infersuite.measure.timing import gc_disabled
 
         engine = infer_case.engine
         energy = None if tokens_per_call is None else (infer_case.case.device, tokens_per_call)
-        state = ab_state(self._node.config)
-        b_engine = None if state is None else self._b_engine(infer_case, state)
-        if state is None or b_engine is None:
+        b_engine = self._ab_engine(infer_case, call)
+        if b_engine is None:
             return self.measure(benchmark, lambda: call(engine), rounds, warmup_rounds,
                                 energy=energy)
-        import zlib
-
-        from infersuite.measure.timing import gc_disabled
-
-        try:  # an unmeasured first call: B may not run this benchmark (the knee's sweep
-            call(b_engine)  # drives transformers' generate(), which onnxruntime lacks)
-        except pytest.skip.Exception as exc:
-            state.not_ab[self._node.name] = str(exc.msg)
-            return self.measure(benchmark, lambda: call(engine), rounds, warmup_rounds,
-                                energy=energy)
-        pairs = AbPairs(self._node.name, self._node.nodeid, metric, str(state.spec))
-        state.pairs[self._node.nodeid] = pairs
         results: list[T] = []
 
         def interleaved() -> None:
-            results.extend(run_interleaved(
-                state, pairs, lambda: call(engine), lambda: call(b_engine), value, rounds,
-                warmup_rounds, seed=zlib.crc32(self._node.nodeid.encode())))
+            results.extend(self._interleave(engine, b_engine, call, rounds, warmup_rounds,
+                                            value, metric))
 
         self._benchmark = benchmark
         with gc_disabled():
             benchmark.pedantic(interleaved, rounds=1, iterations=1, warmup_rounds=0)
         return results
 
+    def ab_rounds(self, infer_case: Any, call: Callable[[Any], T], rounds: int,
+                  warmup_rounds: int, *, value: Callable[[T], float], metric: str
+                  ) -> list[T] | None:
+        """For a benchmark that records its own samples (a load run on a server): under
+        ``--infer-ab``, interleaved rounds of ``call(engine)`` on A and on B for the A/B
+        verdict, A's results returned; None without A/B or where B cannot run it."""
+        b_engine = self._ab_engine(infer_case, call)
+        if b_engine is None:
+            return None
+        return self._interleave(infer_case.engine, b_engine, call, rounds, warmup_rounds,
+                                value, metric)
+
+    def _ab_engine(self, infer_case: Any, call: Callable[[Any], Any]) -> Any:
+        """B's engine under --infer-ab, once an unmeasured first call showed it runs this
+        benchmark; None without A/B or where B cannot (the reason kept for the report)."""
+        from infersuite.plugin.ab import ab_state
+
+        state = ab_state(self._node.config)
+        b_engine = None if state is None else self._b_engine(infer_case, state)
+        if state is None or b_engine is None:
+            return None
+        try:  # B may not run this benchmark (the knee's sweep drives transformers'
+            call(b_engine)  # generate(), which onnxruntime lacks)
+        except pytest.skip.Exception as exc:
+            state.not_ab[self._node.name] = str(exc.msg)
+            return None
+        return b_engine
+
+    def _interleave(self, engine: Any, b_engine: Any, call: Callable[[Any], T], rounds: int,
+                    warmup_rounds: int, value: Callable[[T], float], metric: str) -> list[T]:
+        import zlib
+
+        from infersuite.plugin.ab import AbPairs, ab_state, run_interleaved
+
+        state = ab_state(self._node.config)
+        assert state is not None
+        pairs = AbPairs(self._node.name, self._node.nodeid, metric, str(state.spec))
+        state.pairs[self._node.nodeid] = pairs
+        return run_interleaved(state, pairs, lambda: call(engine), lambda: call(b_engine),
+                               value, rounds, warmup_rounds,
+                               seed=zlib.crc32(self._node.nodeid.encode()))
+
     def _b_engine(self, infer_case: Any, state: Any) -> Any:
         """B's engine for this case, or None (and the reason kept) where it cannot run it."""
         from dataclasses import replace
 
+        from infersuite.plugin.ab import resolve_b_spec
         from infersuite.plugin.engines import build_case_engine
 
         try:
             if hasattr(infer_case, "engine_for"):  # a speech case (plugin/asr.py)
-                return infer_case.engine_for(state.spec)
-            return build_case_engine(self._node.config, replace(infer_case.case,
-                                                                engine=state.spec))
+                return infer_case.engine_for(resolve_b_spec(state.spec,
+                                                            infer_case.spec.engine))
+            case = infer_case.case
+            return build_case_engine(self._node.config,
+                                     replace(case, engine=resolve_b_spec(state.spec,
+                                                                         case.engine)))
         except pytest.skip.Exception as exc:  # EngineUnsupported: B cannot run this case
             state.not_ab[self._node.name] = str(exc.msg)
             return None

@@ -159,6 +159,9 @@ class OpenAIClient:
         self._http = httpx.Client(base_url=self.base_url, timeout=self.timeout,
                                   headers=self.auth_headers())
         self.model = model or self._first_model()
+        # A planted slowdown (a server engine's slowdown=F): load runs read this client's
+        # streams on a clock F faster (serving/load.py), to prove a gate on a server.
+        self.slowdown = 0.0
 
     def __repr__(self) -> str:  # the key stays out of every repr
         return f"OpenAIClient({self.base_url!r}, model={self.model!r})"

@@ -228,11 +228,22 @@ def _chunk_tokens(event: Mapping[str, Any]) -> tuple[str, int]:
 
 
 async def _one(http: httpx.AsyncClient, path: str, body: Mapping[str, Any],
-               timing: StreamTiming, clock: Any) -> None:
+               timing: StreamTiming, clock: Any, slowdown: float = 0.0) -> None:
     """One streamed request into `timing`. The stream is read to its end (after
     ``[DONE]`` too, so the connection is reused); an error event, a stream without
-    ``[DONE]``, or any failure marks the request instead of escaping."""
+    ``[DONE]``, or any failure marks the request instead of escaping.
+
+    `slowdown` plants a known slowdown in the client, for proving a gate on a server (a
+    native process the suite cannot slow from inside): the request's times are read on a
+    clock that runs (1 + slowdown) times as fast from its send, so its TTFT, every ITL and
+    its E2E grow by that fraction. The server sees the same traffic: holding each request
+    until its later end made llama-cpp-python's server *faster* (a pause between requests),
+    which is not the slowdown asked for."""
     done = False
+    real_clock = clock
+    if slowdown:
+        def clock() -> float:
+            return float(timing.sent_s + (1.0 + slowdown) * (real_clock() - timing.sent_s))
     try:
         async with http.stream("POST", path, json=dict(body)) as response:
             if response.status_code != 200:
@@ -296,6 +307,7 @@ async def run_load(client: Any, bodies: Sequence[Mapping[str, Any]], *,
     if arrivals is not None and len(arrivals) != len(bodies):
         raise ValueError(f"{len(bodies)} requests but {len(arrivals)} arrival times")
     clock = time.perf_counter
+    slowdown = client.slowdown  # a planted one (a server engine's slowdown=)
     path = "/v1/chat/completions" if bodies and "messages" in bodies[0] else "/v1/completions"
     timings: list[StreamTiming] = []
     lags: list[float] = []
@@ -319,14 +331,15 @@ async def run_load(client: Any, bodies: Sequence[Mapping[str, Any]], *,
                         await asyncio.sleep(delay)
                     timing = StreamTiming(index, clock(), scheduled_s=start + at)
                     timings.append(timing)
-                    tasks.append(asyncio.create_task(_one(http, path, body, timing, clock)))
+                    tasks.append(asyncio.create_task(_one(http, path, body, timing, clock,
+                                                          slowdown)))
             else:
                 async def worker() -> None:
                     while queue and clock() - start <= max_duration_s:
                         index, body = queue.pop(0)
                         timing = StreamTiming(index, clock())
                         timings.append(timing)
-                        await _one(http, path, body, timing, clock)
+                        await _one(http, path, body, timing, clock, slowdown)
 
                 tasks = [asyncio.create_task(worker()) for _ in range(limit)]
             await asyncio.gather(*tasks)

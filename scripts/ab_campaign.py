@@ -13,53 +13,97 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SELECT = ["suite", "-m", "perf and not gpu and not slow", "-k",
-          "not poisson and not endpoint_load"]
+SELECT = ["suite", "-m", "perf and not gpu and not slow"]
+
+
+def parse_plan(args: argparse.Namespace) -> list[str]:
+    """The runs' specs in the order they run: --spec repeated --runs times, or --plan's
+    N*SPEC entries shuffled with a fixed seed."""
+    if args.plan:
+        specs = []
+        for entry in args.plan:
+            count, sep, spec = entry.partition("*")
+            if not sep or not count.isdigit():
+                raise SystemExit(f"--plan {entry!r}: expected N*SPEC, e.g. 20*same")
+            specs += [spec] * int(count)
+        random.Random(args.seed).shuffle(specs)
+        return specs
+    if not (args.spec and args.runs):
+        raise SystemExit("give --spec SPEC --runs N, or --plan N*SPEC ...")
+    return [args.spec] * args.runs
+
+
+def summarize(spec: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    statuses = [s for run in runs for s in run["statuses"]]
+    ratios = sorted(r for run in runs for r in run["ratios"].values())
+    seconds = sorted(run["seconds"] for run in runs)
+    return {"spec": spec, "runs": len(runs),
+            "runs_with_a_regression": sum("regression" in run["statuses"] for run in runs),
+            "benchmark_verdicts": {s: statuses.count(s) for s in sorted(set(statuses))},
+            "effect_pct": {q: round(100 * (ratios[int(q / 100 * (len(ratios) - 1))] - 1), 2)
+                           for q in (5, 50, 95)} if ratios else {},
+            "median_seconds_per_run": seconds[len(seconds) // 2] if seconds else None}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, required=True)
-    parser.add_argument("--spec", required=True, help="B's engine spec, e.g. hf:slowdown=0.05")
+    parser.add_argument("--runs", type=int)
+    parser.add_argument("--spec", help="B's engine spec, e.g. same:slowdown=0.05")
+    parser.add_argument("--plan", nargs="+", metavar="N*SPEC")
+    parser.add_argument("--seed", type=int, default=0, help="--plan's order")
+    parser.add_argument("--only", help="pytest -k expression: a part of the default set")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--pause-s", type=float, default=0.0, help="wait between runs")
     args, extra = parser.parse_known_args()
-    summary = []
-    for run in range(args.runs):
+    select = [*SELECT, *(["-k", args.only] if args.only else [])]
+    summary: list[dict[str, Any]] = []
+    args.out.mkdir(parents=True, exist_ok=True)
+    for run, spec in enumerate(parse_plan(args)):
         folder = args.out / f"run{run:02d}"
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "pytest", *SELECT, "-p", "no:cacheprovider",
-                               "-q", "--infer-ab", args.spec, "--infer-report-dir", str(folder),
+        done = subprocess.run([sys.executable, "-m", "pytest", *select, "-p", "no:cacheprovider",
+                               "-q", "--infer-ab", spec, "--infer-report-dir", str(folder),
                                *extra], cwd=ROOT, capture_output=True, text=True, check=False)
         seconds = time.perf_counter() - start
-        rows = json.loads((folder / "ab.json").read_text())["rows"]
+        (args.out / f"run{run:02d}.log").write_text(done.stdout[-20000:] + done.stderr[-5000:])
+        if not (folder / "ab.json").is_file():  # a crashed run: say so, go on
+            print(f"run {run} ({spec}): exit {done.returncode}, no ab.json; see "
+                  f"{args.out}/run{run:02d}.log", flush=True)
+            summary.append({"run": run, "spec": spec, "exit": done.returncode,
+                            "seconds": round(seconds, 1), "statuses": ["no report"],
+                            "rows": {}, "ratios": {}, "a_only": []})
+            continue
+        document = json.loads((folder / "ab.json").read_text())
+        rows = document["rows"]
         statuses = [r["status"] for r in rows]
-        summary.append({"run": run, "exit": done.returncode, "seconds": seconds,
-                        "statuses": statuses, "rows": {r["name"]: r["status"] for r in rows}})
+        summary.append({"run": run, "spec": spec, "exit": done.returncode,
+                        "seconds": round(seconds, 1), "statuses": statuses,
+                        "rows": {r["name"]: r["status"] for r in rows},
+                        "ratios": {r["name"]: r["effect"]["ratio"] for r in rows},
+                        "a_only": sorted(document.get("not_ab", {}))})
         counts = {s: statuses.count(s) for s in sorted(set(statuses))}
-        print(f"run {run}: exit {done.returncode}, {seconds:.0f} s, {counts}", flush=True)
+        print(f"run {run} ({spec}): exit {done.returncode}, {seconds:.0f} s, {len(rows)} "
+              f"benchmarks {counts}, A only {len(document.get('not_ab', {}))}", flush=True)
+        by_spec = {s: summarize(s, [r for r in summary if r["spec"] == s])
+                   for s in dict.fromkeys(r["spec"] for r in summary)}
+        (args.out / "campaign.json").write_text(json.dumps(
+            {"select": select, "extra": extra, "by_spec": by_spec, "per_run": summary},
+            indent=1) + "\n")
         time.sleep(args.pause_s)
-    runs_flagged = sum(1 for s in summary if "regression" in s["statuses"])
-    n_bench = len(summary[0]["statuses"]) if summary else 0
-    result = {"spec": args.spec, "runs": args.runs, "benchmarks_per_run": n_bench,
-              "runs_with_a_regression": runs_flagged,
-              "benchmark_verdicts_regression": sum(s["statuses"].count("regression")
-                                                   for s in summary),
-              "inconclusive": sum(s["statuses"].count("inconclusive") for s in summary),
-              "seconds_per_run": [round(s["seconds"], 1) for s in summary],
-              "per_run": summary}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "campaign.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(f"{args.spec}: {runs_flagged}/{args.runs} runs flagged a regression; "
-          f"{result['benchmark_verdicts_regression']}/{args.runs * n_bench} benchmark "
-          f"verdicts were regressions; {result['inconclusive']} inconclusive; "
-          f"median {sorted(result['seconds_per_run'])[args.runs // 2]} s per run")
+    by_spec = {s: summarize(s, [r for r in summary if r["spec"] == s])
+               for s in dict.fromkeys(r["spec"] for r in summary)}
+    for spec, result in by_spec.items():
+        print(f"{spec}: {result['runs_with_a_regression']}/{result['runs']} runs flagged a "
+              f"regression; verdicts {result['benchmark_verdicts']}; effect % "
+              f"{result['effect_pct']}; median {result['median_seconds_per_run']} s per run")
     return 0
 
 

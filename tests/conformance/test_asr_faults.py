@@ -171,4 +171,5 @@ def test_an_unknown_speech_model_is_a_usage_error(pytester, copy_suite_module):
     result = pytester.runpytest("-p", "no:cacheprovider", "--infer-asr-model", "whisper-xl")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--infer-asr-model whisper-xl: not in the speech zoo; "
-                                 "expected one of whisper-toy, whisper-tiny-shape*"])
+                                 "expected one of whisper-toy, whisper-tiny-shape, "
+                                 "speech-digits*"])

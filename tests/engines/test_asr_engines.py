@@ -33,8 +33,9 @@ def test_slowdown_spins_that_fraction_of_each_call(toy, monkeypatch):
 
 @pytest.mark.parametrize(("spec", "said"), [
     ("hf:attention=eager", "does not take attention (it takes slowdown=)"),
-    ("onnxruntime:opt=all", "does not take opt (it takes threads=)"),
-    ("openvino:activations=int8", "does not take activations (it takes precision=, threads=)"),
+    ("onnxruntime:opt=all", "does not take opt (it takes threads=, weights=)"),
+    ("openvino:activations=int8",
+     "does not take activations (it takes precision=, threads=, weights=)"),
 ])
 def test_arguments_a_speech_adapter_does_not_take_skip_with_the_reason(toy, spec, said):
     with pytest.raises(EngineUnsupported, match=re.escape(said)):
@@ -49,3 +50,11 @@ def test_plant_slowdown_reaches_the_speech_cases(pytester):
     """)
     pytester.runpytest("-p", "no:cacheprovider", "--infer-plant-slowdown",
                        "0.25").assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize("name", ["onnxruntime", "openvino"])
+def test_a_bad_weights_argument_says_what_is_expected(toy, name):
+    from infersuite.engines.base import EngineError
+
+    with pytest.raises(EngineError, match=r"weights='int4'; expected f32 or int8"):
+        asr.ASR_ENGINES[name](parse_engine_spec(f"{name}:weights=int4"), toy)

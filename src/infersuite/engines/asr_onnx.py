@@ -8,7 +8,10 @@ also yields the cross-attention keys/values), then decoder_step per token on the
 self-attention cache. ``decoder_logits`` (no cache) is decoder_init over all tokens.
 
 Arguments: onnxruntime ``threads=N``; openvino ``precision=f32|bf16`` (read back from the
-compiled model, as the text engine does) and ``threads=N``.
+compiled model, as the text engine does) and ``threads=N``; both ``weights=int8``: 8-bit
+weights (onnxruntime's dynamic quantization of every graph, activations quantized per call;
+OpenVINO's nncf INT8_ASYM weight compression, no calibration data), judged by the word
+error rate of the trained speech model (suite/conformance/test_asr_wer.py).
 """
 
 from __future__ import annotations
@@ -106,25 +109,44 @@ def _export(model: Any) -> tuple[Any, Path]:
     return folder, Path(folder.name)
 
 
+def _weights(spec: EngineSpec) -> str:
+    weights = spec.kwargs.get("weights", "f32")
+    if weights not in ("f32", "int8"):
+        raise EngineError(f"engine {spec}: weights={weights!r}; expected f32 or int8")
+    return weights
+
+
 def create_onnxruntime(spec: EngineSpec, model: Any) -> AsrEngine:
-    threads = _threads(spec, {"threads"})
+    threads = _threads(spec, {"threads", "weights"})
+    weights = _weights(spec)
     require_installed(spec)
     import onnxruntime as ort
 
+    from infersuite.conformance.accuracy import quantize_dynamic_onnx
+
     folder, path = _export(model)
+    info = {"onnxruntime": ort.__version__, "threads": str(threads)}
+    if weights == "int8":
+        counts = [quantize_dynamic_onnx(path / f"{name}.onnx", path / f"{name}.int8.onnx")
+                  for name in GRAPHS]
+        info["int8_matmuls"] = "+".join(map(str, counts))
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    sessions = {name: ort.InferenceSession(str(path / f"{name}.onnx"), options,
+    suffix = ".int8.onnx" if weights == "int8" else ".onnx"
+    sessions = {name: ort.InferenceSession(str(path / f"{name}{suffix}"), options,
                                            providers=["CPUExecutionProvider"])
                 for name in GRAPHS}
-    return GraphAsrEngine(spec, model.config, sessions,
-                          {"onnxruntime": ort.__version__, "threads": str(threads)}, folder)
+    engine = GraphAsrEngine(spec, model.config, sessions, info, folder)
+    if weights == "int8":
+        engine.precision = "int8-dynamic"
+    return engine
 
 
 def create_openvino(spec: EngineSpec, model: Any) -> AsrEngine:
     from infersuite.engines.openvino_engine import PRECISIONS, OvSession, runtime_precisions
 
-    threads = _threads(spec, {"threads", "precision"})
+    threads = _threads(spec, {"threads", "precision", "weights"})
+    weights = _weights(spec)
     precision = spec.kwargs.get("precision", "f32")
     if precision not in PRECISIONS:
         raise EngineError(f"engine {spec}: precision={precision!r}; expected one of "
@@ -132,11 +154,14 @@ def create_openvino(spec: EngineSpec, model: Any) -> AsrEngine:
     require_installed(spec)
     import openvino
 
-    from infersuite.engines.openvino_engine import compile_for_cpu
+    from infersuite.engines.openvino_engine import compile_for_cpu, compress_int8
 
     folder, path = _export(model)
-    compiled = {name: compile_for_cpu(openvino.convert_model(str(path / f"{name}.onnx")),
-                                      precision, threads) for name in GRAPHS}
+    converted = {name: openvino.convert_model(str(path / f"{name}.onnx")) for name in GRAPHS}
+    if weights == "int8":
+        converted = {name: compress_int8(graph) for name, graph in converted.items()}
+    compiled = {name: compile_for_cpu(graph, precision, threads)
+                for name, graph in converted.items()}
     sessions = {name: OvSession(c) for name, c in compiled.items()}
     hint = compiled["encoder"].get_property("INFERENCE_PRECISION_HINT").to_string()
     engine = GraphAsrEngine(spec, model.config, sessions, {
@@ -146,4 +171,7 @@ def create_openvino(spec: EngineSpec, model: Any) -> AsrEngine:
                                         runtime_precisions(compiled["encoder"]).items())},
         folder)
     engine.compute_dtype = engine.precision = PRECISIONS.get(hint, hint)
+    if weights == "int8":
+        engine.info["weights"] = "INT8_ASYM"
+        engine.precision = "INT8_ASYM"
     return engine

@@ -1,6 +1,6 @@
 """Whisper-shaped speech models built offline: shipped configs, seeded random weights.
 
-The speech zoo (``data/asr/index.json``) has two tiers, as the text zoo does:
+The speech zoo (``data/asr/index.json``) has random-weight tiers, as the text zoo does:
 ``whisper-toy`` (tier "tiny": 2+2 layers, 64 wide, a 512-token vocabulary) runs the
 conformance checks on any CPU in a second; ``whisper-tiny-shape`` has the published
 Whisper-tiny architecture (d_model 384, 4 encoder and 4 decoder layers, 6 heads, 80 mel
@@ -8,7 +8,9 @@ bins, a 51,865-token vocabulary) with random weights: its timings are those of t
 model, its outputs are not speech. Their input is what Whisper's own feature extractor
 makes of synthetic audio (tones, a glide and noise, seeded), padded to the 30-second
 window, so that the log-mel values have the range and structure a real recording gives,
-without any recording shipped or downloaded.
+without any recording shipped or downloaded. The third tier, "trained", is
+``speech-digits``: a small model this project trained to transcribe spoken digits, shipped
+with its weights (models/speech_digits.py).
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ class UnknownAsrModel(ValueError):
 @dataclass(frozen=True)
 class AsrEntry:
     name: str
-    tier: str  # "tiny": conformance on the CPU; "shape": a real model's shape, for timing
+    tier: str  # "tiny": conformance on the CPU; "shape": a real model's shape, for timing;
+    # "trained": shipped weights with a known answer (speech-digits)
     seed: int
     config_dir: Path
 
@@ -70,11 +73,14 @@ def _config(entry: AsrEntry) -> Any:
 
 
 def build_whisper(entry: AsrEntry) -> PreTrainedModel:
-    """The whole encoder-decoder (WhisperForConditionalGeneration) in float32, seeded, in
-    eval mode."""
+    """The whole encoder-decoder (WhisperForConditionalGeneration) in float32, in eval mode:
+    seeded random weights, or the shipped trained ones (tier "trained": speech-digits)."""
     import torch
     from transformers import WhisperForConditionalGeneration
 
+    if entry.tier == "trained":
+        return WhisperForConditionalGeneration.from_pretrained(
+            entry.config_dir, local_files_only=True).eval()
     torch.manual_seed(entry.seed)
     return WhisperForConditionalGeneration(_config(entry)).eval()
 

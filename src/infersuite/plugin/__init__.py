@@ -33,6 +33,9 @@ MARKERS = {
     "infer_cases(models=None, dtypes=None, first_per_device=False, gpu_default=None, "
     "load=True, engines=None, serving=False)": "which cases `infer_case` takes in this "
                   "module or test (see infersuite.plugin.cases)",
+    "infer_asr_cases(models=None, engines=())": "which speech models `asr_case` takes in "
+                  "this module, and engine specs added to --infer-engine's (see "
+                  "infersuite.plugin.asr)",
 }
 
 

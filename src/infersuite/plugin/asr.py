@@ -20,6 +20,7 @@ from infersuite.engines.base import SERVING_ENGINES, EngineSpec
 from infersuite.plugin.options import get_settings
 
 asr_cache_key = pytest.StashKey[dict[tuple[str, str], Any]]()
+wer_rows_key = pytest.StashKey[list[dict[str, Any]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -31,6 +32,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.stash[asr_cache_key] = {}
+    config.stash[wer_rows_key] = []
     names = config.getoption("infer_asr_model", None)
     if names and not config.option.help:
         from infersuite.models.whisper import ASR_MODELS
@@ -56,19 +58,27 @@ class AsrCaseSpec:
         return f"{self.model}-float32-cpu-{self.engine.id}"
 
 
-def asr_case_specs(config: pytest.Config) -> list[AsrCaseSpec]:
+def asr_case_specs(config: pytest.Config, marker: pytest.Mark | None = None
+                   ) -> list[AsrCaseSpec]:
+    """Speech model x in-process engine. A module's ``infer_asr_cases(models=..., engines=...)``
+    marker fixes its models (the WER check's trained model) and adds engine specs to
+    --infer-engine's (its engine x precision table)."""
+    from infersuite.engines.base import parse_engine_spec
     from infersuite.models.whisper import list_asr_models
 
-    models = config.getoption("infer_asr_model", None) or [
+    kwargs = marker.kwargs if marker is not None else {}
+    models = kwargs.get("models") or config.getoption("infer_asr_model", None) or [
         entry.name for entry in list_asr_models() if entry.tier == "tiny"]
     engines = [e for e in get_settings(config).engines if e.name not in SERVING_ENGINES]
+    engines += [s for s in map(parse_engine_spec, kwargs.get("engines", ())) if s not in engines]
     return [AsrCaseSpec(model, engine) for model in models for engine in engines]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "asr_case" not in metafunc.fixturenames:
         return
-    specs = asr_case_specs(metafunc.config)
+    specs = asr_case_specs(metafunc.config, metafunc.definition.get_closest_marker(
+        "infer_asr_cases"))
     metafunc.parametrize("asr_case", [pytest.param(s, id=s.id) for s in specs], indirect=True)
 
 
@@ -167,3 +177,50 @@ class AsrCase:
 @pytest.fixture
 def asr_case(request: pytest.FixtureRequest) -> AsrCase:
     return AsrCase(request.config, request.param)
+
+
+@pytest.fixture
+def asr_wer(request: pytest.FixtureRequest) -> Any:
+    """Adds a row to the speech WER table (terminal summary, wer.json in the report)."""
+    rows = request.config.stash[wer_rows_key]
+
+    def add(case: AsrCase, engine: Any, result: Any, reference: Any) -> None:
+        rows.append({"case": case.id, "engine": str(case.spec.engine),
+                     "precision": engine.precision, "wer": result.wer,
+                     "errors": result.errors, "words": result.words,
+                     "rise_points": 100 * (result.wer - reference.wer),
+                     "changed": sum(a != b for a, b in zip(result.transcripts,
+                                                           reference.transcripts,
+                                                           strict=True)),
+                     "clips": len(result.transcripts), "transcripts": result.transcripts})
+
+    return add
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    rows = session.config.stash.get(wer_rows_key, [])
+    if not rows:
+        return
+    import json
+
+    from infersuite.atomic import write_text_atomic
+
+    path = get_settings(session.config).report_dir / "wer.json"
+    write_text_atomic(path, json.dumps({"schema": "infersuite.wer/1", "rows": rows},
+                                       indent=1) + "\n")
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    rows = config.stash.get(wer_rows_key, [])
+    if not rows:
+        return
+    from tabulate import tabulate
+
+    terminalreporter.section("infersuite speech WER")
+    table = [(r["case"], r["precision"], f"{r['wer']:.2%} ({r['errors']}/{r['words']})",
+              f"{r['rise_points']:+.2f}", f"{r['changed']}/{r['clips']}") for r in rows]
+    terminalreporter.write_line(tabulate(table, headers=(
+        "case", "precision", "WER (errors/words)", "vs float32 (points)",
+        "transcripts changed"), tablefmt="simple", disable_numparse=True))
+    terminalreporter.write_line(
+        f"speech WER report: {get_settings(config).report_dir / 'wer.json'}")

@@ -29,7 +29,7 @@ def test_the_engine_is_slowed_under_an_unchanged_id(pytester):
     (("--infer-plant-slowdown", "3.5"), "*use a fraction up to 3 *"),
     (("--infer-plant-slowdown", "0.1", "--infer-save-baseline", "b.json"),
      "*cannot be saved into a baseline*"),
-    (("--infer-plant-slowdown", "0.1", "--infer-ab", "hf"), "*--infer-ab hf:slowdown=F*"),
+    (("--infer-plant-slowdown", "0.1", "--infer-ab", "hf"), "*--infer-ab same:slowdown=F*"),
 ])
 def test_misuse_is_a_usage_error(pytester, args, message):
     result = _run(pytester, *args)

@@ -43,7 +43,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(
             "--infer-plant-slowdown slows the measured engine on purpose: it cannot be saved "
             "into a baseline (--infer-save-baseline), and under --infer-ab plant in B instead "
-            "(--infer-ab hf:slowdown=F)")
+            "(--infer-ab same:slowdown=F)")
 
 
 def _workdir(config: pytest.Config, case: Case) -> Path:

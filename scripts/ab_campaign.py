@@ -1,12 +1,14 @@
 """Run the A/B gate N times (separate pytest processes) and count its verdicts: how often
 an A/A run false-alarms on this host, and how often a planted slowdown is caught.
 
-    python scripts/ab_campaign.py --runs 20 --spec hf --out /tmp/aa
-    python scripts/ab_campaign.py --runs 10 --spec hf:slowdown=0.05 --out /tmp/s5
+    python scripts/ab_campaign.py --runs 20 --spec same --out /tmp/aa
+    python scripts/ab_campaign.py --runs 10 --spec same:slowdown=0.05 --out /tmp/s5
+    python scripts/ab_campaign.py --plan 20*same 10*same:slowdown=0.05 --out /tmp/mix
 
-Each run is `pytest suite -m "perf and not gpu and not slow" --infer-ab SPEC`, minus the
-benchmarks that time themselves (the Poisson arrival sweep and load on a server: A only,
-no verdict). The knee's batch-1 benchmark runs through the engine and is judged.
+Each run is `pytest suite -m "perf and not gpu and not slow" --infer-ab SPEC`: the whole
+default set (`same` is each benchmark's own engine: transformers, the speech adapter, the
+llama.cpp server). `--plan` runs several specs in one seeded random order, so A/A and
+planted runs meet the same hours of the host; `--only K` keeps benchmarks matching -k K.
 """
 
 from __future__ import annotations
@@ -100,6 +102,9 @@ def main() -> int:
         time.sleep(args.pause_s)
     by_spec = {s: summarize(s, [r for r in summary if r["spec"] == s])
                for s in dict.fromkeys(r["spec"] for r in summary)}
+    (args.out / "campaign.json").write_text(json.dumps(  # a crashed last run included
+        {"select": select, "extra": extra, "by_spec": by_spec, "per_run": summary},
+        indent=1) + "\n")
     for spec, result in by_spec.items():
         print(f"{spec}: {result['runs_with_a_regression']}/{result['runs']} runs flagged a "
               f"regression; verdicts {result['benchmark_verdicts']}; effect % "

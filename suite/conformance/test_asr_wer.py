@@ -58,8 +58,11 @@ def test_asr_word_error_rate(asr_case, asr_wer, heldout):
                 f"transformers float32 on {NAME}: " + render_changes(
                     truth, golden, reference.transcripts, ("golden.json", "transformers now"),
                     "golden.json's")
-                + " (golden.json: what the shipped weights gave when trained; its smallest "
-                  "top-1 margin is 0.13, far above float32 rounding between CPUs)")
+                + " (golden.json: what the shipped weights gave when trained, with the "
+                  "torch it names; its smallest top-1 margin is 0.13, far above float32 "
+                  "rounding between CPUs, so look for a changed transformers/torch or "
+                  "model file; a deliberate change needs scripts/train_speech_digits.py "
+                  "to retrain and rewrite golden.json)")
         return
     got = engine.generate_greedy(features, prompt, N_NEW)
     result = score_transcripts(truth, transcripts_from_greedy(*got))

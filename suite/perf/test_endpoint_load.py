@@ -14,6 +14,7 @@ import statistics
 
 import pytest
 
+from infersuite.plugin.endpoint import EndpointCase
 from infersuite.serving.load import build_stream_bodies, run_load
 from infersuite.serving.server_metrics import compute_phase_means, scrape_phases
 
@@ -45,23 +46,30 @@ def test_endpoint_load(infer_endpoint, infer_perf, infer_load, concurrency):
                              "goodput_req_s": row["goodput_req_s"],
                              "client_saturated": bool(row["saturation"])})
     ab_round = max(8, 3 * concurrency)  # requests per A/B round: several waves of the level
-    infer_perf.ab_rounds(ep.case, lambda engine: _load_round(engine, ep.prompts, extra,
-                                                             ab_round, concurrency),
-                         AB_ROUNDS, warmup_rounds=1, value=_median_itl, metric="itl_s")
+    solos = {id(ep.engine): solo}
 
+    def load_round(engine):
+        """One A/B round on `engine`'s server, its sampled answers checked against that
+        server's own solo answers (a B with other settings may answer otherwise alone)."""
+        server = ep if engine is ep.engine else EndpointCase(ep.case, engine, ep.config)
+        if id(engine) not in solos:
+            solos[id(engine)] = infer_load.solo_answers(server, MAX_TOKENS)[0]
+        bodies = build_stream_bodies(engine.client, ep.prompts, ab_round, MAX_TOKENS, **extra)
+        run = asyncio.run(run_load(engine.client, bodies, concurrency=concurrency,
+                                   max_duration_s=BUDGET_S))
+        failed = {k: v for k, v in run.counts().items()
+                  if k not in ("ok", "usage_mismatch") and v}
+        assert not failed, f"A/B round on {engine.spec} at concurrency {concurrency}: {failed}"
+        infer_load.check_answers(server, run, solos[id(engine)], CHECK_EVERY,
+                                 f"A/B round on {engine.spec} (concurrency {concurrency})")
+        return run
 
-def _load_round(engine, prompts, extra, n, concurrency):
-    """One A/B round: `n` streamed requests at `concurrency` on `engine`'s server."""
-    if "endpoint" not in engine.capabilities:
-        pytest.skip(f"engine {engine.spec} is not a server, and a load level needs one "
-                    "(--infer-ab same:ARG=VALUE or a server's spec)")
-    bodies = build_stream_bodies(engine.client, prompts, n, MAX_TOKENS, **extra)
-    run = asyncio.run(run_load(engine.client, bodies, concurrency=concurrency,
-                               max_duration_s=BUDGET_S))
-    failed = {k: v for k, v in run.counts().items() if k not in ("ok", "usage_mismatch") and v}
-    assert not failed, f"A/B round on {engine.spec} at concurrency {concurrency}: {failed}"
-    return run
+    infer_perf.ab_rounds(ep.case, load_round, AB_ROUNDS, warmup_rounds=1, value=_median_itl,
+                         metric="itl_s")
 
 
 def _median_itl(run):
-    return statistics.median(run.metrics()["itl_s"])
+    itl = run.metrics()["itl_s"]
+    assert itl, (f"an A/B round of {len(run.measured)} requests has no inter-token gap: each "
+                 "stream came in one chunk, so there is no ITL to compare")
+    return statistics.median(itl)

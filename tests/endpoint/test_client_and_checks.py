@@ -196,3 +196,36 @@ def test_server_phases_from_prometheus_histograms():
                                                                 "decode_s": 0.2})
     assert scrape_phases(Client("", status=404)) is None
     assert scrape_phases(Client('{"not": "prometheus"}')) is None
+
+
+def test_a_planted_slowdown_on_a_server_is_a_second_client_of_the_same_server():
+    """``slowdown=F`` on a server engine: the same process behind another client whose load
+    runs stretch their times; closing it leaves the server running for A."""
+    from infersuite.engines.base import EngineSpec
+    from infersuite.engines.openai_engine import OpenAIEngine
+    from infersuite.serving.stub import StubServer, StubTiming
+
+    class Server:
+        stopped = 0
+
+        def stop(self):
+            Server.stopped += 1
+
+    stub = StubServer(StubTiming(ttft_s=0.001, itl_s=0.001)).start()
+    try:
+        client = OpenAIClient(stub.url)
+        engine = OpenAIEngine(EngineSpec("openai"), client, Server(), {"server": "stub"},
+                              vocab_size=8, pad_id=0, eos_ids=[1], tokenizer=None,
+                              precision="float32", reference_known=False, n_ctx=None)
+        spec = EngineSpec("openai", (("slowdown", "0.05"),))
+        twin = engine.with_planted_slowdown(spec, 0.05)
+        assert (twin.spec, twin.client.slowdown, client.slowdown) == (spec, 0.05, 0.0)
+        assert twin.client is not client
+        assert (twin.client.base_url, twin.client.model) == (client.base_url, client.model)
+        assert twin.info["planted_slowdown"] == "0.05"
+        twin.close()
+        assert Server.stopped == 0
+        engine.close()
+        assert Server.stopped == 1
+    finally:
+        stub.stop()

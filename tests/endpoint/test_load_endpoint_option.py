@@ -36,7 +36,7 @@ def test_a_b_on_a_server_with_a_slowdown_planted_in_its_client(pytester, copy_su
                                                                stub_url):
     """``--infer-ab same:slowdown=0.3``: the level runs interleaved rounds on A's client and
     on a second client of the same server whose clock runs 30% fast, and is a regression;
-    a B that is no server (hf) leaves the level to A and says why."""
+    a B that is no server (hf) leaves the level to A and says why, without building it."""
     import json
 
     copy_suite_module("perf/test_endpoint_load.py")
@@ -53,7 +53,8 @@ def test_a_b_on_a_server_with_a_slowdown_planted_in_its_client(pytester, copy_su
     other = pytester.runpytest("-p", "no:cacheprovider", "--infer-endpoint", stub_url,
                                "--infer-report-dir", "rep2", "-k", "c1", "--infer-ab", "hf")
     assert other.ret == 0, other.stdout.str()[-3000:]
-    other.stdout.fnmatch_lines(["A only: test_endpoint_load*c1]: engine hf is not a server*"])
+    other.stdout.fnmatch_lines(["A only: test_endpoint_load*c1]: B (hf) is an in-process "
+                                "engine and A (openai) is a server*"])
 
 
 @pytest.mark.slow

@@ -58,3 +58,16 @@ def test_a_bad_weights_argument_says_what_is_expected(toy, name):
 
     with pytest.raises(EngineError, match=r"weights='int4'; expected f32 or int8"):
         asr.ASR_ENGINES[name](parse_engine_spec(f"{name}:weights=int4"), toy)
+
+
+def test_8_bit_speech_engines_hold_8_bit_weights(toy):
+    """weights=int8 is really 8-bit: integer MatMuls in every onnxruntime graph, 8-bit
+    weight constants in every OpenVINO one (an engine without them refuses to build)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("nncf")
+    ort = asr.ASR_ENGINES["onnxruntime"](parse_engine_spec("onnxruntime:weights=int8"), toy)
+    assert ort.precision == "int8-dynamic"
+    assert all(int(n) > 0 for n in ort.info["int8_matmuls"].split("+"))
+    ov = asr.ASR_ENGINES["openvino"](parse_engine_spec("openvino:weights=int8"), toy)
+    assert ov.precision == "INT8_ASYM"
+    assert all(int(n) > 0 for n in ov.info["int8_weight_constants"].split("+"))

@@ -139,7 +139,7 @@ def test_the_knee_and_speech_benchmarks_are_judged_under_a_b(pytester, copy_suit
     result = pytester.runpytest("-p", "no:cacheprovider", "--infer-model", "llama-tiny",
                                 "--infer-device", "cpu", "--infer-ab", "hf:slowdown=0.3",
                                 "--infer-sweep-max-batch", "2", "--infer-sweep-budget-s", "4",
-                                "--infer-report-dir", "rep")
+                                "--infer-ab-budget-s", "5", "--infer-report-dir", "rep")
     assert result.ret == EXIT_REGRESSION, result.stdout.str()[-3000:]
     knee, poisson = json.loads((pytester.path / "rep" / "ab.json").read_text())["rows"]
     assert knee["name"].startswith("test_batch_size_knee")
@@ -171,3 +171,21 @@ def test_same_is_each_cases_engine_with_arguments_changed():
         == EngineSpec("hf", (("slowdown", "0.05"),))
     onnx = EngineSpec("onnxruntime")
     assert resolve_b_spec(onnx, server) == onnx  # a named B is B
+
+
+def test_a_same_argument_the_engine_does_not_take_leaves_it_a_only(pytester,
+                                                                   copy_suite_module):
+    """``same:kv=f16`` (an argument of llama.cpp's, not transformers'): the hf benchmark is
+    timed for A and listed with the engine's reason, not failed."""
+    result, doc = _run_ab(pytester, copy_suite_module, "same:kv=f16")
+    assert result.ret == 0, result.stdout.str()[-3000:]
+    assert doc is None
+    result.stdout.fnmatch_lines(["A only: test_request_latency*: same:kv=f16 on this case: "
+                                 "*unknown argument*kv*"])
+
+
+def test_a_b_slowdown_out_of_range_is_a_usage_error(pytester):
+    result = pytester.runpytest("--infer-ab", "same:slowdown=5")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--infer-ab engine same:slowdown=5: slowdown='5'; expected "
+                                 "a fraction in [[]0, 3[]]*"])

@@ -11,7 +11,7 @@ held-out utterances. The rule:
   by at most MAX_WER_RISE_POINTS over the reference's, counted in whole word errors.
 
 Errors are jiwer's alignment counts (substitutions + deletions + insertions) over all
-reference words, so "a rise of 2 points" on 221 words is at most 4 more errors.
+reference words, so "a rise of 2 points" on 224 words is at most 4 more errors.
 """
 
 from __future__ import annotations

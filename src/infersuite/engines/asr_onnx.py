@@ -129,6 +129,10 @@ def create_onnxruntime(spec: EngineSpec, model: Any) -> AsrEngine:
     if weights == "int8":
         counts = [quantize_dynamic_onnx(path / f"{name}.onnx", path / f"{name}.int8.onnx")
                   for name in GRAPHS]
+        if not all(counts):
+            raise EngineError(f"engine {spec}: dynamic quantization left a graph without an "
+                              f"integer MatMul ({dict(zip(GRAPHS, counts, strict=True))}): "
+                              "nothing would be judged in 8 bits")
         info["int8_matmuls"] = "+".join(map(str, counts))
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
@@ -143,7 +147,12 @@ def create_onnxruntime(spec: EngineSpec, model: Any) -> AsrEngine:
 
 
 def create_openvino(spec: EngineSpec, model: Any) -> AsrEngine:
-    from infersuite.engines.openvino_engine import PRECISIONS, OvSession, runtime_precisions
+    from infersuite.engines.openvino_engine import (
+        PRECISIONS,
+        OvSession,
+        require_nncf,
+        runtime_precisions,
+    )
 
     threads = _threads(spec, {"threads", "precision", "weights"})
     weights = _weights(spec)
@@ -152,14 +161,24 @@ def create_openvino(spec: EngineSpec, model: Any) -> AsrEngine:
         raise EngineError(f"engine {spec}: precision={precision!r}; expected one of "
                           f"{', '.join(PRECISIONS)}")
     require_installed(spec)
+    if weights == "int8":
+        require_nncf(spec)
     import openvino
 
-    from infersuite.engines.openvino_engine import compile_for_cpu, compress_int8
+    from infersuite.engines.openvino_engine import (
+        compile_for_cpu,
+        compress_int8,
+        count_int8_constants,
+    )
 
     folder, path = _export(model)
     converted = {name: openvino.convert_model(str(path / f"{name}.onnx")) for name in GRAPHS}
     if weights == "int8":
         converted = {name: compress_int8(graph) for name, graph in converted.items()}
+        counts = {name: count_int8_constants(graph) for name, graph in converted.items()}
+        if not all(counts.values()):
+            raise EngineError(f"engine {spec}: weight compression left a graph without 8-bit "
+                              f"weights ({counts}): nothing would be judged in 8 bits")
     compiled = {name: compile_for_cpu(graph, precision, threads)
                 for name, graph in converted.items()}
     sessions = {name: OvSession(c) for name, c in compiled.items()}
@@ -173,5 +192,6 @@ def create_openvino(spec: EngineSpec, model: Any) -> AsrEngine:
     engine.compute_dtype = engine.precision = PRECISIONS.get(hint, hint)
     if weights == "int8":
         engine.info["weights"] = "INT8_ASYM"
+        engine.info["int8_weight_constants"] = "+".join(str(counts[n]) for n in GRAPHS)
         engine.precision = "INT8_ASYM"
     return engine

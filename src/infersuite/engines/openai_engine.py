@@ -21,8 +21,9 @@ Every server started here listens on 127.0.0.1 on a free port, logs to the case'
 directory, and is stopped at the end of the run (see ``infersuite.serving.process``). The
 engine's ``client`` sends the requests; it has no token-level calls (``forward_logits`` and
 the rest raise), so the in-process modules do not run it and the endpoint modules do.
-Each of them also takes ``slowdown=F``: a slowdown planted in the client's load runs (the
-times of each streamed request stretched by 1 + F), to prove an A/B gate on a server.
+Each of them also takes ``slowdown=F``: the same engine without it (the same server
+process), behind a second client whose load runs read each streamed request's times
+stretched by 1 + F, to prove an A/B gate on a server (plugin/engines.py builds it).
 """
 
 from __future__ import annotations
@@ -100,6 +101,23 @@ class OpenAIEngine(Engine):
         if self.server is not None:
             self.server.stop()
 
+    def with_planted_slowdown(self, spec: EngineSpec, slowdown: float) -> OpenAIEngine:
+        """This same server behind a second client whose load runs read their times F
+        slower (``spec`` = this engine's with ``slowdown=F``): the plant is then the only
+        difference from this engine. Closing it closes its client, not the server."""
+        import copy
+
+        from infersuite.serving.client import OpenAIClient
+
+        client = OpenAIClient(self.client.base_url, model=self.client.model,
+                              api_key_env=self.client.api_key_env,
+                              timeout_s=float(self.client.timeout.read or 60.0))
+        client.slowdown = slowdown
+        twin = copy.copy(self)
+        twin.spec, twin.client, twin.server = spec, client, None
+        twin.info = {**self.info, "planted_slowdown": f"{slowdown:g}"}
+        return twin
+
     def forward_logits(self, input_ids: torch.Tensor,
                        attention_mask: torch.Tensor) -> torch.Tensor:
         raise self._missing("logits")
@@ -159,7 +177,6 @@ def _client(context: EngineContext, base_url: str, server: ServerProcess | None)
             raise EngineError(f"engine {context.spec}: {exc}{log}") from exc
         raise EngineError(f"engine {context.spec}: cannot reach {base_url}: "
                           f"{type(exc).__name__}: {exc}{log}") from exc
-    client.slowdown = parse_slowdown(context.spec)  # checked by _arguments already
     return client
 
 

@@ -150,6 +150,14 @@ def _convert(context: EngineContext, model: Any, kind: str, weights: str) -> tup
     return converted, export
 
 
+def require_nncf(spec: EngineSpec) -> None:
+    """EngineUnsupported (the case skips, saying what to install) without nncf, which the
+    8-bit paths need."""
+    if importlib.util.find_spec("nncf") is None:
+        raise EngineUnsupported(f"engine {spec}: int8 needs nncf, not installed here; "
+                                "pip install 'infersuite[openvino]'")
+
+
 def compress_int8(converted: Any) -> Any:
     """The model's weights compressed to 8 bits (nncf INT8_ASYM: per output channel, with
     a zero point, no calibration data)."""
@@ -159,6 +167,15 @@ def compress_int8(converted: Any) -> Any:
 
     logging.getLogger("nncf").setLevel(logging.WARNING)  # its tables and progress
     return nncf.compress_weights(converted, mode=nncf.CompressWeightsMode.INT8_ASYM)
+
+
+def count_int8_constants(model: Any) -> int:
+    """How many 8-bit constants (compressed weights) an OpenVINO model holds."""
+    import openvino
+
+    eight_bit = (openvino.Type.i8, openvino.Type.u8)
+    return sum(1 for op in model.get_ops()
+               if op.get_type_name() == "Constant" and op.get_element_type() in eight_bit)
 
 
 def compile_for_cpu(converted: Any, precision: str, threads: int) -> Any:
@@ -176,9 +193,8 @@ def create(context: EngineContext) -> OpenVinoEngine:
                                 "conversion starts from the float32 model; ask for bfloat16 "
                                 "arithmetic with precision=bf16)")
     require_installed(context.spec)
-    if "int8" in (weights, activations) and importlib.util.find_spec("nncf") is None:
-        raise EngineUnsupported(f"engine {context.spec}: int8 needs nncf, not installed "
-                                "here; pip install 'infersuite[openvino]'")
+    if "int8" in (weights, activations):
+        require_nncf(context.spec)
     from infersuite.formats.onnx_export import decode_export_limitation, kv_layout
 
     model = _fp32_cpu_model(context)

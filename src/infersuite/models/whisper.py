@@ -56,9 +56,6 @@ def list_asr_models() -> list[AsrEntry]:
     return list(_index(fixtures_dir()).values())
 
 
-ASR_MODELS = tuple(entry.name for entry in list_asr_models())
-
-
 def get_asr_entry(name: str) -> AsrEntry:
     index = _index(fixtures_dir())
     if name not in index:

@@ -82,6 +82,13 @@ def pytest_configure(config: pytest.Config) -> None:
     if config.getoption("infer_baseline", None) or config.getoption("infer_save_baseline", None):
         raise pytest.UsageError("--infer-ab compares two variants in one run; it does not "
                                 "combine with --infer-baseline/--infer-save-baseline")
+    if "slowdown" in spec.kwargs:
+        from infersuite.engines.base import EngineError, parse_slowdown
+
+        try:
+            parse_slowdown(spec)
+        except EngineError as exc:
+            raise pytest.UsageError(f"--infer-ab {exc}") from None
     config.stash[ab_state_key] = AbState(
         spec, config.getoption("infer_ab_budget_s"), config.getoption("infer_ab_correction"),
         config.getoption("infer_regression_threshold"))

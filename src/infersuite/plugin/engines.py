@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -56,11 +57,23 @@ def _workdir(config: pytest.Config, case: Case) -> Path:
 
 
 def _build(config: pytest.Config, case: Case) -> Any:
-    from infersuite.engines.base import EngineContext, load_factory
+    from infersuite.engines.base import (
+        SERVING_ENGINES,
+        EngineContext,
+        load_factory,
+        parse_slowdown,
+    )
     from infersuite.plugin.cases import load_case_model
 
-    loaded = load_case_model(config, case)
     spec = case.engine
+    if spec.name in SERVING_ENGINES and "slowdown" in spec.kwargs:
+        # a server with a planted slowdown: the same server as without it, read by a
+        # client that stretches its times (engines/openai_engine.py)
+        slowdown = parse_slowdown(spec)
+        plain = EngineSpec(spec.name, tuple((k, v) for k, v in spec.args if k != "slowdown"))
+        return build_case_engine(config, replace(case, engine=plain)).with_planted_slowdown(
+            spec, slowdown)
+    loaded = load_case_model(config, case)
     plant = config.getoption("infer_plant_slowdown", 0.0)
     if plant and spec.name == "hf" and "slowdown" not in spec.kwargs:
         # --infer-plant-slowdown: the engine is slowed, the case id (and so a baseline's

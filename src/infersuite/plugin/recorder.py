@@ -151,10 +151,14 @@ class PerfRecorder:
                                seed=zlib.crc32(self._node.nodeid.encode()))
 
     def _b_engine(self, infer_case: Any, state: Any) -> Any:
-        """B's engine for this case, or None (and the reason kept) where it cannot run it."""
+        """B's engine for this case, or None (and the reason kept) where it cannot run it:
+        a B that cannot run the case (EngineUnsupported), a server against an in-process
+        engine or the other way round, and a ``same:k=v`` whose argument this case's
+        engine does not take. A named B that fails to build fails the benchmark."""
         from dataclasses import replace
 
-        from infersuite.plugin.ab import resolve_b_spec
+        from infersuite.engines.base import SERVING_ENGINES
+        from infersuite.plugin.ab import SAME, resolve_b_spec
         from infersuite.plugin.engines import build_case_engine
 
         try:
@@ -162,11 +166,22 @@ class PerfRecorder:
                 return infer_case.engine_for(resolve_b_spec(state.spec,
                                                             infer_case.spec.engine))
             case = infer_case.case
-            return build_case_engine(self._node.config,
-                                     replace(case, engine=resolve_b_spec(state.spec,
-                                                                         case.engine)))
+            b_spec = resolve_b_spec(state.spec, case.engine)
+            kinds = ["a server" if s.name in SERVING_ENGINES else "an in-process engine"
+                     for s in (b_spec, case.engine)]
+            if kinds[0] != kinds[1]:
+                state.not_ab[self._node.name] = (
+                    f"B ({b_spec}) is {kinds[0]} and A ({case.engine}) is {kinds[1]}: load "
+                    "levels need servers, the other benchmarks in-process engines")
+                return None
+            return build_case_engine(self._node.config, replace(case, engine=b_spec))
         except pytest.skip.Exception as exc:  # EngineUnsupported: B cannot run this case
             state.not_ab[self._node.name] = str(exc.msg)
+            return None
+        except pytest.fail.Exception as exc:
+            if state.spec.name != SAME:
+                raise
+            state.not_ab[self._node.name] = f"{state.spec} on this case: {exc.msg}"
             return None
 
     def record(self, metrics: Mapping[str, Sequence[float]], primary: str,

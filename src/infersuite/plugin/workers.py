@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from infersuite.plugin import formats, knee, perf
+from infersuite.plugin import asr, formats, knee, perf
 from infersuite.plugin.options import is_xdist_controller, is_xdist_worker
 
 OUTPUT_KEY = "infersuite"
@@ -25,6 +25,7 @@ STATES: dict[str, tuple[Export, Merge]] = {
     "perf": (perf.export_state, perf.merge_state),
     "knee": (knee.export_state, knee.merge_state),
     "formats": (formats.export_state, formats.merge_state),
+    "asr": (asr.export_state, asr.merge_state),
 }
 
 

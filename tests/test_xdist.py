@@ -9,12 +9,18 @@ import pytest
 pytest.importorskip("xdist")
 
 RECORDING_TESTS = """
+from types import SimpleNamespace as NS
+
 import pytest
 
+from infersuite.conformance.wer import score_transcripts
+
 @pytest.mark.parametrize("n", range(4))
-def test_records(n, infer_perf, format_report):
+def test_records(n, infer_perf, format_report, asr_wer):
     infer_perf.record({"e2e_s": [0.01 * (n + 1)] * 5}, primary="e2e_s")
     format_report.add("fake", f"model-{n}", "fp32", max_abs_diff=0.0)
+    wer = score_transcripts(["1 2"], ["1 2"])
+    asr_wer(NS(id=f"case-{n}", spec=NS(engine="hf")), NS(precision="float32"), wer, wer)
 """
 
 # Logs every report write with the writing process's xdist role.
@@ -47,6 +53,8 @@ def test_workers_measure_and_the_controller_writes(pytester):
     assert len(report["benchmarks"]) == 4, "the controller lost a worker's records"
     rows = json.loads((report_dir / "formats.json").read_text())["rows"]
     assert sorted(r["model"] for r in rows) == [f"model-{n}" for n in range(4)]
+    wer = json.loads((report_dir / "wer.json").read_text())["rows"]
+    assert sorted(r["case"] for r in wer) == [f"case-{n}" for n in range(4)]
 
 
 def test_baselines_with_xdist_are_a_usage_error(pytester):

@@ -83,6 +83,21 @@ def naive_asr_greedy(engine: AsrEngine, features: torch.Tensor, prompt: torch.Te
                         torch.ones_like(prompt), n_new, engine.banned)
 
 
+def free_greedy_rows(tokens: torch.Tensor, step_logits: torch.Tensor, eos: int | None
+                     ) -> list[list[int]]:
+    """Each row's tokens up to where free greedy decoding would stop. Engines run a fixed
+    number of steps with end-of-text never chosen, and their step logits are raw, so free
+    greedy stops at the first step whose argmax is `eos`; before it, the fixed-length run
+    chose what free greedy would have."""
+    rows = tokens.tolist()
+    if eos is None:
+        return rows
+    cut = []
+    for row, argmax in zip(rows, step_logits.argmax(-1).tolist(), strict=True):
+        cut.append(row[:argmax.index(eos)] if eos in argmax else row)
+    return cut
+
+
 class HfAsrEngine(AsrEngine):
     """transformers' Whisper in process: the encoder, then the decoder stepped on an
     EncoderDecoderCache (self-attention cache growing, cross-attention cache filled on the

@@ -120,12 +120,8 @@ def load_heldout() -> HeldOut:
 
 
 def transcripts_from_greedy(tokens: torch.Tensor, step_logits: torch.Tensor) -> list[str]:
-    """Free greedy transcripts from an engine's fixed-length greedy run, which never picks
-    <eot>: its step logits are raw, so a row's transcript ends at the first step whose
-    argmax is <eot>, and before it the fixed-length run chose what free greedy would."""
-    chosen = step_logits.argmax(-1)
-    texts = []
-    for row, argmax in zip(tokens.tolist(), chosen.tolist(), strict=True):
-        end = argmax.index(EOT) if EOT in argmax else len(argmax)
-        texts.append(decode_tokens(row[:end]))
-    return texts
+    """Free greedy transcripts from an engine's fixed-length greedy run (which never picks
+    <eot>): each row up to the first step whose raw argmax is <eot>."""
+    from infersuite.engines.asr import free_greedy_rows
+
+    return [decode_tokens(row) for row in free_greedy_rows(tokens, step_logits, EOT)]

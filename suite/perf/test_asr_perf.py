@@ -11,17 +11,21 @@ then its cached greedy decoding of a fixed number of tokens. Per round:
 The headline gives the real-time factor (e2e over the clip's duration; below 1 is faster
 than real time) as a median with its 95% interval, and the stage that takes the largest
 share of the median request. The throughput benchmark runs batches of clips; its headline
-is audio seconds transcribed per second of wall time. ``--infer-asr-model
-whisper-tiny-shape`` times Whisper-tiny's shape.
+is audio seconds transcribed per second of wall time. The knee sweep runs the same
+request in batches of 1, 2, 4, ... (``--infer-sweep-max-batch``, half the sweep budget)
+and finds the knees in audio seconds per second against the batch's latency; it goes into
+knee.json/knee.md beside the text models' sweeps. ``--infer-asr-model whisper-tiny-shape``
+times Whisper-tiny's shape.
 """
 
 from __future__ import annotations
 
 import statistics
-import time
 
 import pytest
 
+from infersuite.measure.sweep import SweepLimits, powers_of_two, run_batch_sweep
+from infersuite.measure.sweep_asr import AsrPipeline, AsrSweepRunner
 from infersuite.stats.percentiles import compute_percentile_interval
 
 pytestmark = pytest.mark.perf
@@ -31,40 +35,16 @@ N_NEW_TOKENS = 16
 BATCHES = (1, 4)
 
 
-def _pipeline(asr_case):
-    """(clip, run(engine, clips) -> stage times): audio to tokens, timed per stage."""
-    import torch
-    from transformers import WhisperFeatureExtractor
-
-    from infersuite.models.whisper import SAMPLE_RATE, synth_audio
-
-    extractor = WhisperFeatureExtractor(feature_size=asr_case.model.config.num_mel_bins)
-    clip = synth_audio(CLIP_SECONDS, seed=11)
-
-    def run(engine, clips) -> dict[str, float]:
-        marks: list[float] = []
-        start = time.perf_counter()
-        features = torch.from_numpy(extractor(clips, sampling_rate=SAMPLE_RATE,
-                                              return_tensors="np").input_features)
-        extracted = time.perf_counter()
-        states = engine.encode(features)
-        encoded = time.perf_counter()
-        engine.decode_greedy(states, engine.prompt(len(clips)), N_NEW_TOKENS,
-                             on_token=lambda: marks.append(time.perf_counter()))
-        done = time.perf_counter()
-        return {"features_s": extracted - start, "encoder_s": encoded - extracted,
-                "first_token_s": marks[0] - encoded, "decode_s": done - encoded,
-                "e2e_s": done - start}
-
-    return clip, run
+def _pipeline(asr_case) -> AsrPipeline:
+    return AsrPipeline(asr_case.model.config.num_mel_bins, CLIP_SECONDS, N_NEW_TOKENS)
 
 
 def test_asr_request_latency(benchmark, infer_perf, asr_case):
     asr_case.require("encoder", "cached_decoder")
     engine = asr_case.engine
-    clip, run = _pipeline(asr_case)
+    pipeline = _pipeline(asr_case)
     rounds = infer_perf.measure_engine(
-        benchmark, asr_case, lambda e: run(e, [clip]), rounds=infer_perf.rounds(30),
+        benchmark, asr_case, lambda e: pipeline.run(e, 1), rounds=infer_perf.rounds(30),
         warmup_rounds=infer_perf.warmup(2), value=lambda r: r["e2e_s"], metric="e2e_s")
     metrics = {name: [r[name] for r in rounds] for name in rounds[0]}
     e2e = statistics.median(metrics["e2e_s"])
@@ -91,9 +71,9 @@ def _interval(estimate, digits: int = 4) -> str:
 def test_asr_batch_throughput(benchmark, infer_perf, asr_case, batch):
     """Clips transcribed together: audio seconds per second of wall time."""
     asr_case.require("encoder", "cached_decoder", "batch")
-    clip, run = _pipeline(asr_case)
+    pipeline = _pipeline(asr_case)
     rounds = infer_perf.measure_engine(
-        benchmark, asr_case, lambda e: run(e, [clip] * batch), rounds=infer_perf.rounds(10),
+        benchmark, asr_case, lambda e: pipeline.run(e, batch), rounds=infer_perf.rounds(10),
         warmup_rounds=infer_perf.warmup(1), value=lambda r: r["e2e_s"], metric="e2e_s")
     e2e = [r["e2e_s"] for r in rounds]
     speed = compute_percentile_interval([batch * CLIP_SECONDS / t for t in e2e], 50)
@@ -103,3 +83,17 @@ def test_asr_batch_throughput(benchmark, infer_perf, asr_case, batch):
                              "audio_s_per_s_p50": speed.to_dict(),
                              "headline": f"batch {batch}: {_interval(speed, 1)} audio seconds "
                                          "per second"})
+
+
+def test_asr_batch_size_knee(asr_case, knee_recorder):
+    """The knee over batch size: each round transcribes a batch of clips, audio in to last
+    token out (measure/sweep_asr.py); the knees are the text sweep's (docs/knee.md)."""
+    asr_case.require("encoder", "cached_decoder", "batch")
+    device = asr_case.context["device"]
+    runner = AsrSweepRunner(_pipeline(asr_case), asr_case.engine)
+    points = run_batch_sweep(runner, powers_of_two(knee_recorder.max_batch_for(device)),
+                             N_NEW_TOKENS, SweepLimits(budget_s=knee_recorder.budget_for(device)
+                                                       / 2), audio_s=CLIP_SECONDS)
+    report = knee_recorder.add_speech_sweep(asr_case.context, points, CLIP_SECONDS)
+    assert points[0].status == "ok", f"batch 1 did not run: {points[0].status}: {points[0].note}"
+    assert report.power_knee is not None, report.warnings

@@ -91,3 +91,52 @@ def test_compare_two_synthetic_devices():
 def test_compare_refuses_other_documents():
     with pytest.raises(ValueError, match=r"infersuite\.knee/1"):
         render_knee_comparison([{"schema": "infersuite.report/1"}])
+
+
+def _speech_sweep(device_name: str, scale: float) -> dict:
+    """A speech sweep: 20 s clips, the round's time flat to batch 2, then linear."""
+    points = []
+    for b in (1, 2, 4, 8):
+        base = 0.1 * scale * max(1.0, b / 2)
+        p = PointResult(b, "ok", 16, [base] * 20, prefill_s=0.08 * b,
+                        decode_step_s=[0.001, 0.002, 0.003], audio_s=20.0)
+        points.append(p)
+    report = analyze_sweep([p.to_sweep_point() for p in points])
+    return {"id": f"whisper-toy-float32-{device_name}", "model": "whisper-toy",
+            "dtype": "float32", "device": "cpu", "device_name": device_name,
+            "workload": "speech", "clip_s": 20.0, "new_tokens": 16,
+            "throughput_unit": "audio seconds/s",
+            "points": [p.to_dict() for p in points], "knee": report.to_dict()}
+
+
+def test_a_speech_sweep_is_weighed_in_audio_seconds_per_second(tmp_path):
+    sweep = _speech_sweep("cpu-a", 1.0)
+    by_batch = {p["batch_size"]: p for p in sweep["points"]}
+    assert by_batch[1]["audio_s_per_s"] == pytest.approx(200.0)  # 20 s of audio in 0.1 s
+    assert by_batch[2]["audio_s_per_s"] == pytest.approx(400.0)
+    assert by_batch[8]["audio_s_per_s"] == pytest.approx(400.0)  # 160 s in 0.4 s
+    assert sweep["knee"]["power_knee"]["batch_size"] == 2
+    doc = {**_doc(), "sweeps": [_sweep("cpu-a", 1.0), sweep]}
+    terminal = render_knee_terminal(doc)
+    assert ("batch sweep whisper-toy-float32-cpu-a (cpu-a; a 20 s clip per request through "
+            "feature extraction, encoder and 16 decoded tokens)") in terminal
+    speech = terminal.split("whisper-toy-float32-cpu-a (")[1]
+    assert all(word in speech for word in ("audio s/s", "first token ms", "400.0"))
+    assert not any(word in speech for word in ("MBU", "calibration"))
+    pytest.importorskip("matplotlib")
+    names = {p.name for p in save_knee_report(tmp_path, doc)}
+    assert {"knee_latency_throughput.png", "knee_latency_throughput_speech.png",
+            "knee_latency_batch.png"} <= names
+
+
+def test_compare_keeps_speech_sweeps_apart_from_text_ones():
+    docs = [{**_doc("cpu-fast", 1.0), "sweeps": [_sweep("cpu-fast", 1.0),
+                                                 _speech_sweep("cpu-fast", 1.0)]},
+            {**_doc("cpu-slow", 2.0), "sweeps": [_sweep("cpu-slow", 2.0),
+                                                 _speech_sweep("cpu-slow", 2.0)]}]
+    out = render_knee_comparison(docs)
+    text, speech = out.split("speech sweeps: a clip per request")
+    assert "whisper-toy" not in text
+    assert not any(word in speech for word in ("tok/s", "%"))
+    assert all(word in speech for word in ("audio s/s", "400.0", "200.0"))  # batch 2 on each
+    assert "cpu-slow whisper-toy-float32" in speech

@@ -67,3 +67,25 @@ def test_a_planted_slow_encoder_is_named_as_the_dominant_stage(pytester, copy_su
     assert _median(encoder) >= 0.25
     assert bench["extra"]["dominant_stage"] == "encoder"
     assert bench["extra"]["stage_share"]["encoder"] > 0.5
+
+
+def test_the_knee_sweep_sees_what_batching_buys(pytester, copy_suite_module):
+    """An encoder with a fixed 0.25 s cost per call, whatever the batch: four clips cost
+    little more than one, so audio seconds per second grow about fourfold and the power
+    knee is the largest batch. The sweep goes to knee.json as a speech sweep."""
+    copy_suite_module("perf/test_asr_perf.py")
+    pytester.makeconftest(SLOW_ENCODER)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--infer-report-dir", "rep", "-k",
+                                "knee", "--infer-sweep-max-batch", "4",
+                                "--infer-sweep-budget-s", "20")
+    result.assert_outcomes(passed=1)
+    [sweep] = json.loads((pytester.path / "rep" / "knee.json").read_text())["sweeps"]
+    assert (sweep["workload"], sweep["clip_s"], sweep["id"]) == ("speech", 20.0,
+                                                                 "whisper-toy-float32-cpu")
+    speed = {p["batch_size"]: p["audio_s_per_s"] for p in sweep["points"]}
+    assert sorted(speed) == [1, 2, 4]
+    assert speed[4] > 2 * speed[1], speed
+    assert sweep["knee"]["power_knee"]["batch_size"] == 4
+    result.stdout.fnmatch_lines(["batch sweep whisper-toy-float32-cpu (*; a 20 s clip per "
+                                 "request through feature extraction, encoder and 16 decoded "
+                                 "tokens)", "*audio s/s*", "power knee: batch 4 *"])

@@ -48,6 +48,7 @@ class PointResult:
     efficiency: dict[str, Any] = field(default_factory=dict)
     energy: dict[str, Any] | None = None  # GPU energy of the timed rounds (measure/energy.py)
     note: str = ""
+    audio_s: float | None = None  # seconds of audio per request, for a speech sweep
 
     @property
     def latency_samples_s(self) -> list[float]:
@@ -65,12 +66,25 @@ class PointResult:
         total = sum(self.round_s)
         return self.batch_size * len(self.round_s) / total if total else None
 
+    @property
+    def audio_s_per_s(self) -> float | None:
+        """Seconds of audio transcribed per second of wall time (a speech sweep's point)."""
+        total = sum(self.round_s)
+        if self.audio_s is None or not total:
+            return None
+        return self.batch_size * self.audio_s * len(self.round_s) / total
+
+    @property
+    def throughput(self) -> float | None:
+        """What the knees weigh: audio seconds/s for speech, generated tokens/s otherwise."""
+        return self.tokens_per_s if self.audio_s is None else self.audio_s_per_s
+
     def to_sweep_point(self) -> SweepPoint:
-        """The knee library's view: throughput in generated tokens/s, latencies in seconds."""
+        """The knee library's view: throughput (``throughput``), latencies in seconds."""
         if self.status != "ok" or not self.round_s:
             return SweepPoint(self.batch_size, None, None, None, None, self.status)
         p = compute_summary(self.latency_samples_s, (50.0, 99.0)).percentiles
-        return SweepPoint(self.batch_size, self.tokens_per_s, p[50.0].value, p[99.0].value,
+        return SweepPoint(self.batch_size, self.throughput, p[50.0].value, p[99.0].value,
                           p[99.0].upper, "ok")
 
     def to_dict(self) -> dict[str, Any]:
@@ -85,6 +99,8 @@ class PointResult:
             "latency_s": summary.to_dict() if self.round_s else None,
             "tokens_per_s": self.tokens_per_s,
             "requests_per_s": self.requests_per_s,
+            **({} if self.audio_s is None else {"audio_s": self.audio_s,
+                                                "audio_s_per_s": self.audio_s_per_s}),
             "prefill_s": self.prefill_s,
             "decode_step_s": self.decode_step_s,
             "efficiency": self.efficiency,
@@ -142,10 +158,11 @@ class SweepLimits:
 
 def run_batch_sweep(runner: SweepRunner, batch_sizes: Sequence[int], new_tokens: int,
                     limits: SweepLimits, now: Callable[[], float] = time.perf_counter,
-                    energy_counter: Any = None) -> list[PointResult]:
+                    energy_counter: Any = None, audio_s: float | None = None
+                    ) -> list[PointResult]:
     """Measure each batch size in order; the first non-ok point is recorded and ends it.
     With `energy_counter` (``open_energy_counter``'s answer) each point's timed rounds are
-    metered too."""
+    metered too. `audio_s`: each request's seconds of audio, when the runner transcribes."""
     start = now()
     results: list[PointResult] = []
     for index, batch in enumerate(batch_sizes):
@@ -153,6 +170,7 @@ def run_batch_sweep(runner: SweepRunner, batch_sizes: Sequence[int], new_tokens:
         share = remaining / (len(batch_sizes) - index)
         point = _measure_point(runner, batch, new_tokens, limits, share, remaining, now,
                                energy_counter)
+        point.audio_s = audio_s
         results.append(point)
         if point.status != "ok":
             break

@@ -112,21 +112,33 @@ class KneeRecorder:
                   prompt_tokens: int) -> KneeReport:
         """Add efficiency to each point, analyze the knees, keep everything for knee.json."""
         from infersuite.measure.sweep_hf import compute_point_efficiency
-        from infersuite.stats.knee import analyze_sweep
 
-        device = context["device"]
-        cal = self.calibration(device, context["dtype"])
+        cal = self.calibration(context["device"], context["dtype"])
         for point in points:
             point.efficiency = compute_point_efficiency(point, facts, cal, prompt_tokens)
+        return self._add(context, points, {
+            "workload": "text", "prompt_tokens": prompt_tokens,
+            "throughput_unit": "generated tokens/s", "calibration": cal.to_dict(),
+            "model_facts": facts.to_dict()})
+
+    def add_speech_sweep(self, context: dict[str, str], points: list[PointResult],
+                         clip_s: float) -> KneeReport:
+        """A speech engine's sweep: each request a `clip_s`-second clip; throughput in audio
+        seconds per second (no roofline efficiency: the knees need none)."""
+        return self._add(context, points, {
+            "workload": "speech", "clip_s": clip_s, "throughput_unit": "audio seconds/s"})
+
+    def _add(self, context: dict[str, str], points: list[PointResult],
+             workload: dict[str, Any]) -> KneeReport:
+        from infersuite.stats.knee import analyze_sweep
+
         slo_s = None if self.slo_ms is None else self.slo_ms / 1e3
         report = analyze_sweep([p.to_sweep_point() for p in points], slo=slo_s,
                                slo_factor=self.slo_factor)
         self.sweeps.append({
             **context, "id": _sweep_id(context),
-            "device_name": describe_device(device), "prompt_tokens": prompt_tokens,
-            "new_tokens": points[0].new_tokens if points else None,
-            "latency_unit": "s", "throughput_unit": "generated tokens/s",
-            "calibration": cal.to_dict(), "model_facts": facts.to_dict(),
+            "device_name": describe_device(context["device"]), **workload,
+            "new_tokens": points[0].new_tokens if points else None, "latency_unit": "s",
             "points": [p.to_dict() for p in points], "knee": report.to_dict()})
         return report
 

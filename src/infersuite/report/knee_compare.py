@@ -2,6 +2,8 @@
 
 Two questions, kept apart: "faster card" (raw latency and throughput at the batch sizes
 all devices ran) and "better use of the card" (calibration peaks and MBU/MFU against them).
+Speech sweeps (a clip per request, throughput in audio seconds/s) get tables of their own:
+their throughput is not comparable with a text model's, and they have no roofline figures.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from infersuite.report.knee_document import SCHEMA
+from infersuite.report.knee_plots import is_speech, throughput_of
 
 
 def is_knee_document(doc: object) -> bool:
@@ -53,7 +56,7 @@ def _raw_rows(sweeps: list[dict[str, Any]], batches: list[int]) -> list[list[str
         for sweep in sweeps:
             p = _ok_by_batch(sweep)[batch]
             rows.append([str(batch), _label(sweep), _p(p, "p50"), _p(p, "p99"),
-                         _num(p.get("tokens_per_s")), _num(p.get("requests_per_s"), digits=2)])
+                         _num(throughput_of(p, sweep)), _num(p.get("requests_per_s"), digits=2)])
     return rows
 
 
@@ -101,12 +104,29 @@ def _table(rows: list[list[str]], headers: list[str]) -> str:
     return tabulate(rows, headers, tablefmt="simple", disable_numparse=True)
 
 
+KNEE_HEADERS = ["device model", "SLO knee", "power knee", "saturation fit", "kneedle"]
+
+
 def render_knee_comparison(knee_docs: list[dict[str, Any]]) -> str:
     """Tables comparing the sweeps of ``knee_docs`` (schema infersuite.knee/1)."""
     sweeps = _sweeps(knee_docs)
     if not sweeps:
         return "no sweeps to compare: the knee.json files hold no batch sweep"
-    batches = sorted(set.intersection(*(set(_ok_by_batch(s)) for s in sweeps)))
+    text = [s for s in sweeps if not is_speech(s)]
+    speech = [s for s in sweeps if is_speech(s)]
+    out = _text_tables(text) if text else []
+    if speech:
+        out += [*([""] if out else []), "speech sweeps: a clip per request, throughput in "
+                "audio seconds per second", *_speech_tables(speech)]
+    return "\n".join(out)
+
+
+def _common_batches(sweeps: list[dict[str, Any]]) -> list[int]:
+    return sorted(set.intersection(*(set(_ok_by_batch(s)) for s in sweeps)))
+
+
+def _text_tables(sweeps: list[dict[str, Any]]) -> list[str]:
+    batches = _common_batches(sweeps)
     out = ["calibration, measured in the same run as each sweep",
            _table(_calibration_rows(sweeps), ["device model", "GEMM GFLOP/s", "GEMM dtype",
                                               "copy GB/s"]), ""]
@@ -124,7 +144,13 @@ def render_knee_comparison(knee_docs: list[dict[str, Any]]) -> str:
     else:
         out += ["no batch size ran ok on every device: nothing to put side by side; "
                 "sweep the same batch sizes", ""]
-    out += ["knees (batch size per method)",
-            _table(_knee_rows(sweeps), ["device model", "SLO knee", "power knee",
-                                        "saturation fit", "kneedle"])]
-    return "\n".join(out)
+    return [*out, "knees (batch size per method)", _table(_knee_rows(sweeps), KNEE_HEADERS)]
+
+
+def _speech_tables(sweeps: list[dict[str, Any]]) -> list[str]:
+    batches = _common_batches(sweeps)
+    raw = (["raw times at the batch sizes every device ran",
+            _table(_raw_rows(sweeps, batches),
+                   ["batch", "device model", "p50 ms", "p99 ms", "audio s/s", "req/s"])]
+           if batches else ["no batch size ran ok on every device"])
+    return [*raw, "", "knees (batch size per method)", _table(_knee_rows(sweeps), KNEE_HEADERS)]

@@ -6,13 +6,14 @@ Times are stored in seconds; tables show milliseconds.
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from infersuite.atomic import write_text_atomic
 from infersuite.documents import DocumentError, parse_document, read_text
-from infersuite.report.knee_plots import render_knee_plots
+from infersuite.report.knee_plots import is_speech, render_knee_plots, throughput_of
 
 SCHEMA = "infersuite.knee/1"
 REQUIRED = {"sweeps": list}  # what every reader needs; concurrency etc. are optional
@@ -59,14 +60,28 @@ def _p99_cell(point: dict[str, Any]) -> str:
     return f"{_ms(p99['value'])} [{_ms(p99['lower'])}, {_ms(p99['upper'])}]"
 
 
+def describe_workload(sweep: dict[str, Any]) -> str:
+    if is_speech(sweep):
+        return (f"a {sweep['clip_s']:g} s clip per request through feature extraction, "
+                f"encoder and {sweep['new_tokens']} decoded tokens")
+    return f"prompt {sweep['prompt_tokens']} tokens, {sweep['new_tokens']} new"
+
+
 def sweep_rows(sweep: dict[str, Any]) -> list[list[str]]:
     rows = []
     for p in sweep["points"]:
         eff = p.get("efficiency") or {}
+        timing = [_num(throughput_of(p, sweep)), _num(p.get("requests_per_s"), 2)]
+        if is_speech(sweep):
+            rows.append([str(p["batch_size"]), p["status"], str(p.get("rounds", 0)),
+                         _ms(_percentile(p, "p50").get("value")), _p99_cell(p), *timing,
+                         _ms(p.get("prefill_s")),
+                         _ms(statistics.median(p["decode_step_s"]) if p.get("decode_step_s")
+                             else None)])
+            continue
         rows.append([
             str(p["batch_size"]), p["status"], str(p.get("rounds", 0)),
-            _ms(_percentile(p, "p50").get("value")), _p99_cell(p),
-            _num(p.get("tokens_per_s")), _num(p.get("requests_per_s"), 2),
+            _ms(_percentile(p, "p50").get("value")), _p99_cell(p), *timing,
             _ms(eff.get("decode_step_s_median")), _pct(eff.get("mbu")),
             _ms(eff.get("prefill_s")), _pct(eff.get("mfu")), _energy_cell(p.get("energy")),
         ])
@@ -81,6 +96,12 @@ def _energy_cell(energy: dict[str, Any] | None) -> str:
 
 SWEEP_HEADERS = ["batch", "status", "rounds", "p50 ms", "p99 ms [95% CI]", "tok/s", "req/s",
                  "decode step ms", "MBU", "prefill ms", "MFU", "energy/token, power"]
+SPEECH_HEADERS = ["batch", "status", "rounds", "p50 ms", "p99 ms [95% CI]", "audio s/s",
+                  "req/s", "first token ms", "decode step ms"]
+
+
+def sweep_headers(sweep: dict[str, Any]) -> list[str]:
+    return SPEECH_HEADERS if is_speech(sweep) else SWEEP_HEADERS
 
 
 def energy_reason(sweep: dict[str, Any]) -> list[str]:
@@ -145,12 +166,12 @@ def render_knee_terminal(doc: dict[str, Any]) -> str:
 
     out: list[str] = []
     for sweep in doc["sweeps"]:
-        out.append(f"batch sweep {sweep['id']} ({sweep['device_name']}; prompt "
-                   f"{sweep['prompt_tokens']} tokens, {sweep['new_tokens']} new)")
-        out.append(tabulate(sweep_rows(sweep), SWEEP_HEADERS, tablefmt="simple",
+        out.append(f"batch sweep {sweep['id']} ({sweep['device_name']}; "
+                   f"{describe_workload(sweep)})")
+        out.append(tabulate(sweep_rows(sweep), sweep_headers(sweep), tablefmt="simple",
                             disable_numparse=True))
         out += knee_lines(sweep)
-        out.append(calibration_line(sweep["calibration"]))
+        out += [calibration_line(sweep["calibration"])] if sweep.get("calibration") else []
         out += energy_reason(sweep)
     for conc in doc.get("concurrency", []):
         out.append(f"concurrency sweep {conc['id']}: {conc['driver']}")
@@ -165,14 +186,14 @@ def render_knee_markdown(doc: dict[str, Any], plots: list[str], plot_note: str) 
     out = ["# Knee report", "", f"schema `{doc['schema']}`, created {doc['created_utc']}", ""]
     for sweep in doc["sweeps"]:
         out += [f"## Batch sweep: {sweep['id']}", "",
-                f"{sweep['device_name']}; prompt {sweep['prompt_tokens']} tokens, "
-                f"{sweep['new_tokens']} generated tokens per request; latency = E2E of the "
+                f"{sweep['device_name']}; {describe_workload(sweep)}; latency = E2E of the "
                 "whole batch (every request finishes with its batch).", "",
-                tabulate(sweep_rows(sweep), SWEEP_HEADERS, tablefmt="github",
+                tabulate(sweep_rows(sweep), sweep_headers(sweep), tablefmt="github",
                          disable_numparse=True), ""]
         out += [f"- {line}" for line in knee_lines(sweep)]
-        out += [f"- {calibration_line(sweep['calibration'])}",
-                *(f"- {line}" for line in energy_reason(sweep)), ""]
+        out += [f"- {calibration_line(sweep['calibration'])}"] if sweep.get("calibration") \
+            else []
+        out += [*(f"- {line}" for line in energy_reason(sweep)), ""]
     for conc in doc.get("concurrency", []):
         out += [f"## Concurrency sweep: {conc['id']}", "", conc["driver"], "",
                 tabulate(concurrency_rows(conc), CONCURRENCY_HEADERS, tablefmt="github",

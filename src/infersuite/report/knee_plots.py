@@ -34,6 +34,16 @@ def _load_pyplot() -> Any | None:
     return plt
 
 
+def is_speech(sweep: dict[str, Any]) -> bool:
+    """A speech engine's sweep (throughput in audio seconds/s), not a text model's."""
+    return sweep.get("workload") == "speech"
+
+
+def throughput_of(point: dict[str, Any], sweep: dict[str, Any]) -> float | None:
+    """A point's throughput in its sweep's unit: audio seconds/s or generated tokens/s."""
+    return point.get("audio_s_per_s") if is_speech(sweep) else point.get("tokens_per_s")
+
+
 def _ok_points(sweep: dict[str, Any]) -> list[dict[str, Any]]:
     return [p for p in sweep["points"] if p["status"] == "ok" and p.get("latency_s")]
 
@@ -76,7 +86,7 @@ def _error_above(point: dict[str, Any], value: float | None) -> float:
 
 def _plot_latency_throughput(ax: Any, sweep: dict[str, Any], colour: str) -> None:
     pts = _ok_points(sweep)
-    xs = [p["tokens_per_s"] for p in pts]
+    xs = [throughput_of(p, sweep) for p in pts]
     p50 = [_pct_ms(p, "p50") for p in pts]
     p99 = [_pct_ms(p, "p99") for p in pts]
     low = [_error_below(p, v) for p, v in zip(pts, p99, strict=True)]
@@ -145,6 +155,32 @@ def _save(fig: Any, out_dir: Path, stem: str) -> list[Path]:
     return paths
 
 
+def _latency_throughput_plots(plt: Any, sweeps: list[dict[str, Any]], level: str,
+                              out_dir: Path) -> list[Path]:
+    """One latency-throughput plot per throughput unit: tokens/s, and audio seconds/s for
+    speech sweeps (``knee_latency_throughput_speech``)."""
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    paths: list[Path] = []
+    groups = {"": [s for s in sweeps if not is_speech(s)],
+              "_speech": [s for s in sweeps if is_speech(s)]}
+    for suffix, group in groups.items():
+        if not group:
+            continue
+        fig, ax = plt.subplots(figsize=(8, 5.5))
+        for i, sweep in enumerate(group):
+            _plot_latency_throughput(ax, sweep, colours[i % len(colours)])
+        unit = "audio seconds/s" if suffix else "generated tokens/s"
+        ax.set_xlabel(f"throughput ({unit})")
+        ax.set_ylabel("per-request latency, E2E (ms)")
+        ax.set_title(f"Latency vs throughput across {level} levels"
+                     + (" (speech)" if suffix else ""))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+        paths += _save(fig, out_dir, LATENCY_THROUGHPUT + suffix)
+        plt.close(fig)
+    return paths
+
+
 def render_knee_plots(doc: dict[str, Any], out_dir: Path, level: str = "batch size"
                       ) -> tuple[list[Path], str]:
     """Write both plots as PNG and SVG into ``out_dir``; returns (paths, note for the report).
@@ -156,18 +192,7 @@ def render_knee_plots(doc: dict[str, Any], out_dir: Path, level: str = "batch si
     if not sweeps:
         return [], "plots skipped: no sweep has an ok point"
     out_dir.mkdir(parents=True, exist_ok=True)
-    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    paths: list[Path] = []
-    fig, ax = plt.subplots(figsize=(8, 5.5))
-    for i, sweep in enumerate(sweeps):
-        _plot_latency_throughput(ax, sweep, colours[i % len(colours)])
-    ax.set_xlabel("throughput (generated tokens/s)")
-    ax.set_ylabel("per-request latency, E2E (ms)")
-    ax.set_title(f"Latency vs throughput across {level} levels")
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left")
-    paths += _save(fig, out_dir, LATENCY_THROUGHPUT)
-    plt.close(fig)
+    paths = _latency_throughput_plots(plt, sweeps, level, out_dir)
     fig, ax = plt.subplots(figsize=(8, 5.5))
     for sweep in sweeps:
         _plot_latency_batch(ax, sweep)

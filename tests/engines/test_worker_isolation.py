@@ -138,12 +138,48 @@ def crashy(pytester):
     return pytester
 
 
-def _isolated(payload_extra=None, timeout_s=600.0):
+def _isolated(payload_extra=None, timeout_s=600.0, cpus=None):
     from infersuite.engines.worker import IsolatedEngine
 
     spec = EngineSpec("crashy", (("mode", "test"),))
     payload = {"spec": spec, "vocab_size": 8, **(payload_extra or {})}
-    return IsolatedEngine(spec, "crashy_engine:open_engine", payload, timeout_s=timeout_s)
+    return IsolatedEngine(spec, "crashy_engine:open_engine", payload, timeout_s=timeout_s,
+                          cpus=cpus)
+
+
+def test_workers_asking_for_n_cpus_share_the_last_n(monkeypatch):
+    """Two workers of an A/B run land on the same CPUs, whatever the scheduler would do."""
+    import os
+
+    from infersuite.engines.worker import worker_cpus
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert worker_cpus(1) == {3}
+    assert worker_cpus(2) == {2, 3}
+    assert worker_cpus(4) is None  # all of them: nothing to choose
+    assert worker_cpus(None) is None
+    assert worker_cpus(0) is None
+
+
+def test_a_pinned_worker_runs_on_its_cpus_and_says_so(crashy):
+    import os
+
+    if not hasattr(os, "sched_getaffinity") or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("pinning needs Linux and at least two CPUs")
+    last = max(os.sched_getaffinity(0))
+    engine = _isolated(cpus=1)
+    try:
+        pid = _worker_pids(crashy.path)[-1]
+        assert os.sched_getaffinity(pid) == {last}
+        assert engine.describe()["worker_cpus"] == str(last)
+    finally:
+        engine.close()
+    plain = _isolated()
+    try:
+        assert "worker_cpus" not in plain.describe()
+        assert os.sched_getaffinity(_worker_pids(crashy.path)[-1]) == os.sched_getaffinity(0)
+    finally:
+        plain.close()
 
 
 def test_a_segfault_names_signal_call_shapes_and_spec_then_a_fresh_worker(crashy):

@@ -14,7 +14,9 @@ by the same pytest run. Arguments:
   to it (``env:path=../base/src,attention=eager``).
 
 The worker loads the case's model itself (same zoo entry or checkpoint, dtype, device), so
-both sides hold the same weights, and runs torch on ``--infer-cpu-threads`` threads. Calls
+both sides hold the same weights, and runs torch on ``--infer-cpu-threads`` threads, on
+that many CPUs: the last ones of this process's, the same for every env worker
+(engines/worker.worker_cpus), so the two sides of an A/B run share their cores. Calls
 and their tensors cross a socket (engines/worker.py), which costs time of its own: for a
 fair A/B run A as a worker too, ``--infer-engine env --infer-ab env:python=/opt/base/.venv/
 bin/python``. Tensors travel as numpy pickles, so both environments need a numpy of the
@@ -73,13 +75,15 @@ def create(context: EngineContext) -> IsolatedEngine:
     if inner.name == "env":
         raise EngineError(f"engine {context.spec}: engine=env would nest workers; name the "
                           "engine the worker should build, e.g. engine=hf")
+    threads = int(context.options.get("cpu_threads") or 0)
     payload = {"model": context.model_name, "dtype": context.dtype, "device": context.device,
                "spec": str(inner), "workdir": str(context.workdir),
                "allow_pickle": bool(context.options.get("allow_pickle", False)),
-               "cpu_threads": int(context.options.get("cpu_threads") or 0)}
+               "cpu_threads": threads}
     engine = IsolatedEngine(context.spec, "infersuite.engines.env_engine:build", payload,
                             tokenizer=context.tokenizer, python=python,
-                            pythonpath=worker_paths(python, path, context.workdir))
+                            pythonpath=worker_paths(python, path, context.workdir),
+                            cpus=threads or None)
     if "transformers" in engine.capabilities:
         # Checks of transformers' own APIs drive the model in this process: they would
         # judge this environment's transformers under the worker's name.

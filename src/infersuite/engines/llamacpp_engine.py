@@ -320,4 +320,4 @@ def create(context: EngineContext) -> Engine:
     from infersuite.engines.worker import IsolatedEngine
 
     return IsolatedEngine(context.spec, "infersuite.engines.llamacpp_engine:open_engine",
-                          settings, tokenizer=context.tokenizer)
+                          settings, tokenizer=context.tokenizer, cpus=settings.threads)

@@ -64,6 +64,23 @@ def _stop(proc: subprocess.Popen[bytes], sock: socket.socket, stderr: Any) -> No
     stderr.close()
 
 
+def worker_cpus(count: int | None) -> set[int] | None:
+    """The CPUs a worker asking for `count` runs on: the last `count` of this process's
+    CPUs, the same ones for every such worker. Two workers compared in an A/B run then
+    share their cores and never hold one of their own: on a shared host one core can run
+    several percent slower than another for minutes (whatever else the host runs there),
+    and a worker that stayed on it read as a regression or an improvement of its code
+    (docs/gate.md). Their rounds alternate, so sharing costs nothing. None (no pinning)
+    without `count`, where the platform cannot pin (not Linux), or when `count` is not
+    below this process's CPUs (then there is no choice to make)."""
+    if not count or not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    if count >= len(allowed):
+        return None
+    return set(allowed[-count:])
+
+
 def describe_exit(returncode: int | None) -> str:
     if returncode is None:
         return "stopped answering"
@@ -83,10 +100,13 @@ class IsolatedEngine(Engine):
     def __init__(self, spec: EngineSpec, target: str, payload: Any,
                  tokenizer: Any | None = None, timeout_s: float = 600.0,
                  build_timeout_s: float = 600.0, python: str | None = None,
-                 pythonpath: list[str] | None = None) -> None:
+                 pythonpath: list[str] | None = None, cpus: int | None = None) -> None:
         """`python`: the worker's interpreter (default: this one); `pythonpath`: its
-        PYTHONPATH (default: this process's sys.path, so it imports what this one does)."""
+        PYTHONPATH (default: this process's sys.path, so it imports what this one does);
+        `cpus`: run the worker on that many CPUs (``worker_cpus``), else wherever the
+        scheduler puts it."""
         self.target, self.payload = target, payload
+        self.cpus = worker_cpus(cpus)
         self.python, self.pythonpath = python or sys.executable, pythonpath
         self.timeout_s, self.build_timeout_s = timeout_s, build_timeout_s
         self._generation = itertools.count()
@@ -115,6 +135,8 @@ class IsolatedEngine(Engine):
                 pass_fds=(child_end.fileno(),), stdin=subprocess.DEVNULL, stderr=stderr,
                 env=env)
         self._finalizer = weakref.finalize(self, _stop, proc, parent_end, stderr)
+        if self.cpus is not None:  # before the child builds anything: its threads inherit it
+            os.sched_setaffinity(proc.pid, self.cpus)
         generation = next(self._generation)
         self._worker = (generation, proc, parent_end, stderr)
         self._drops.clear()
@@ -217,7 +239,10 @@ class IsolatedEngine(Engine):
     # -- the protocol ------------------------------------------------------------------
 
     def describe(self) -> dict[str, str]:
-        return {**self._description, "isolation": "worker process (infersuite.engines.worker)"}
+        pinned = {} if self.cpus is None else {
+            "worker_cpus": ",".join(str(c) for c in sorted(self.cpus))}
+        return {**self._description, **pinned,
+                "isolation": "worker process (infersuite.engines.worker)"}
 
     def forward_logits(self, input_ids: Any, attention_mask: Any) -> Any:
         return self._call("forward_logits", input_ids, attention_mask)
